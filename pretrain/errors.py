@@ -1,0 +1,9 @@
+"""The one exception type the CLIs turn into a one-line message and exit code 2."""
+
+
+class PretrainError(Exception):
+    """Bad input or a failed run that the user can fix (bad flag, bad file, divergence)."""
+
+
+class DivergenceError(PretrainError):
+    """A training loss became NaN or infinite."""

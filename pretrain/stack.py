@@ -1,0 +1,230 @@
+"""``python -m pretrain.stack --layers 500 250 100``: pretrain a stack greedily, save a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import figures
+from .checkpoint import check_writable, load_checkpoint, save_atomic, stack_checkpoint
+from .cli import ArgumentParser, positive_float, positive_int, resolve_device, run_main
+from .data import NAMED, load_dataset
+from .errors import PretrainError
+from .greedy import OBJECTIVES, OPTIMIZERS, GreedyConfig, GreedyPretrainer
+from .models import ACTIVATIONS
+from .objectives import LOSSES, NOISES
+
+
+@dataclass
+class StackRun:
+    """One ``pretrain.stack`` run: the greedy config plus where data and results live."""
+
+    greedy: GreedyConfig
+    data: str = "mnist"
+    data_dir: str = "data"
+    val_size: float = 5000
+    output: str | None = None
+    device: str = "auto"
+    resume: bool = False
+    figures: bool = False
+    quiet: bool = False
+
+    @property
+    def output_path(self) -> Path:
+        if self.output:
+            return Path(self.output)
+        g = self.greedy
+        name = Path(self.data).stem if self.data.endswith((".npz", ".pt")) else self.data
+        sizes = "-".join(map(str, g.layers))
+        return Path("checkpoints") / f"{name}-{g.objective}-{g.activation}-{sizes}.pt"
+
+    @property
+    def resume_path(self) -> Path:
+        return self.output_path.with_suffix(".resume.pt")
+
+
+def run(cfg: StackRun) -> Path:
+    """Pretrain, save the checkpoint atomically, optionally write figures; return its path."""
+    out, resume_path = cfg.output_path, cfg.resume_path
+    check_writable(out)
+    device = resolve_device(cfg.device)
+    run_args = {"data": cfg.data, "data_dir": cfg.data_dir, "val_size": cfg.val_size}
+    if cfg.resume:
+        if not resume_path.is_file():
+            raise PretrainError(f"nothing to resume: {resume_path} does not exist")
+        state = load_checkpoint(resume_path)
+        saved = {**state["state_dict"]["config"], **state["metadata"]["run"]}
+        differ = [
+            f"--{k.replace('_', '-')} {saved[k]} (now {v})"
+            for k, v in {**asdict(cfg.greedy), **run_args}.items()
+            if saved.get(k) != v
+        ]
+        if differ:
+            raise PretrainError(f"{resume_path} was started with other settings: {', '.join(differ)}")
+        pretrainer = GreedyPretrainer.from_state_dict(state["state_dict"], device)
+    else:
+        pretrainer = GreedyPretrainer(cfg.greedy, device)
+    dataset = load_dataset(cfg.data, cfg.data_dir, cfg.val_size)
+
+    def save_progress(p: GreedyPretrainer) -> None:
+        save_atomic({"state_dict": p.state_dict(), "metadata": {"run": run_args}}, resume_path)
+
+    created_resume = not resume_path.exists()
+    try:
+        pretrainer.fit(dataset.train.x, dataset.val.x, progress=not cfg.quiet, on_epoch=save_progress)
+    except PretrainError:
+        if created_resume:
+            resume_path.unlink(missing_ok=True)
+        raise
+    data_info = {
+        "name": dataset.name,
+        "scaling": dataset.scaling,
+        "n_train": len(dataset.train),
+        "n_val": len(dataset.val),
+        "image_shape": list(dataset.image_shape or []),
+        **run_args,
+    }
+    save_atomic(stack_checkpoint(pretrainer, data_info), out)
+    resume_path.unlink(missing_ok=True)
+    if cfg.figures:
+        _write_figures(pretrainer, dataset, out)
+    if not cfg.quiet:
+        print(summary_table(pretrainer))
+    print(f"saved {out}")
+    return out
+
+
+def _write_figures(pretrainer: GreedyPretrainer, dataset, out: Path) -> None:
+    if dataset.image_shape is None:
+        print("note: --figures needs square image data; no figures written", file=sys.stderr)
+        return
+    weight = pretrainer.layers_[0].encoder.weight
+    paths = [figures.save_filters(weight, dataset.image_shape, out.with_suffix(".filters.png"))]
+    x = dataset.test.x[:50].to(pretrainer.device)
+    x_hat = pretrainer.reconstruct(x)
+    paths.append(figures.save_reconstructions(x, x_hat, dataset.image_shape, out.with_suffix(".reconstructions.png")))
+    for p in paths:
+        print(f"wrote {p}")
+
+
+def summary_table(pretrainer: GreedyPretrainer) -> str:
+    """Layer, in→out, final train and validation loss, seconds and samples/s, one row a layer."""
+    rows = [f"{'layer':>5}  {'in→out':>11}  {'loss':>13}  {'train':>9}  {'val':>9}  {'seconds':>8}  {'samples/s':>10}"]
+    for k, h in enumerate(pretrainer.history_):
+        rows.append(
+            f"{k + 1:>5}  {f'{h.n_in}→{h.n_out}':>11}  {h.loss:>13}  {h.train_loss[-1]:>9.4f}  "
+            f"{h.val_loss[-1]:>9.4f}  {h.seconds:>8.1f}  {h.samples_per_s:>10.0f}"
+        )
+    return "\n".join(rows)
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="python -m pretrain.stack",
+        description="Pretrain a stack of hidden layers greedily, one layer at a time, each as an "
+        "autoencoder on the codes of the frozen layers below it. The checkpoint's state_dict "
+        "loads into a plain nn.Sequential(Linear, act, Linear, act, ..., head).",
+    )
+    p.add_argument(
+        "--layers",
+        type=positive_int,
+        nargs="+",
+        required=True,
+        metavar="N",
+        help="hidden layer sizes, bottom first, e.g. 500 250 100",
+    )
+    p.add_argument(
+        "--data",
+        default="mnist",
+        help=f"a named data set ({', '.join(NAMED)}) or a .npz/.pt file holding X (N, D) and optionally y",
+    )
+    p.add_argument("--data-dir", default="data", help="where named data sets are downloaded and cached")
+    p.add_argument(
+        "--val-size",
+        type=positive_float,
+        default=5000,
+        help="training examples held out for validation (a count, or a fraction if < 1)",
+    )
+    p.add_argument("--objective", choices=list(OBJECTIVES), default="autoencoder", help="layer objective")
+    p.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid", help="hidden activation")
+    p.add_argument("--epochs", type=positive_int, default=10, help="training epochs per layer")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="mini-batch size")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="optimizer for each layer")
+    p.add_argument("--momentum", type=float, default=0.9, help="momentum (sgd only)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay")
+    p.add_argument(
+        "--tied",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="decoder weight is the encoder's transpose (--no-tied: a separate matrix)",
+    )
+    p.add_argument(
+        "--loss",
+        choices=["auto", *LOSSES],
+        default="auto",
+        help="reconstruction loss; auto: cross-entropy for inputs in [0, 1], else mse",
+    )
+    p.add_argument(
+        "--noise",
+        choices=NOISES,
+        default="mask",
+        help="input corruption of the denoising objective: mask zeroes inputs, gaussian adds noise",
+    )
+    p.add_argument(
+        "--noise-level",
+        type=float,
+        default=0.25,
+        help="fraction of inputs zeroed (mask) or noise std σ (gaussian); denoising only",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed for weights and data order")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    p.add_argument(
+        "--output",
+        default=None,
+        help="checkpoint path (default: checkpoints/<data>-<objective>-<activation>-<sizes>.pt)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run of the same --output from its last finished epoch",
+    )
+    p.add_argument(
+        "--figures",
+        action="store_true",
+        help="also write PNGs next to the checkpoint: first-layer filters and reconstructions",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars or summary table")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> StackRun:
+    a = build_parser().parse_args(argv)
+    greedy = GreedyConfig(
+        layers=a.layers,
+        objective=a.objective,
+        activation=a.activation,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        optimizer=a.optimizer,
+        momentum=a.momentum,
+        weight_decay=a.weight_decay,
+        tied=a.tied,
+        loss=a.loss,
+        noise=a.noise,
+        noise_level=a.noise_level,
+        seed=a.seed,
+    )
+    val = int(a.val_size) if a.val_size >= 1 else a.val_size
+    return StackRun(greedy, a.data, a.data_dir, val, a.output, a.device, a.resume, a.figures, a.quiet)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main("pretrain.stack", lambda: run(parse_args(argv)) and 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
