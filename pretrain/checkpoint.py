@@ -8,7 +8,7 @@ A stack checkpoint is a dict of plain types and tensors, readable with
   ``model.load_state_dict(ckpt["state_dict"], strict=False)`` loads the hidden layers of a
   classifier and leaves only its head missing;
 - ``decoders``: per layer, the decoder (visible) bias and any untied decoder weight;
-- ``metadata``: format, layer sizes, activation, objective, every hyperparameter, input
+- ``metadata``: format, layer sizes, activation(s) (one per layer), objective, every hyperparameter, input
   scaling, data set, seed, per-layer losses and timings, torch and package versions.
 """
 
@@ -50,6 +50,7 @@ def stack_checkpoint(pretrainer: GreedyPretrainer, data: dict) -> dict:
             "format": FORMAT,
             "sizes": [pretrainer.history_[0].n_in, *cfg.layers],
             "activation": cfg.activation,
+            "activations": cfg.activations,
             "objective": cfg.objective,
             "config": asdict(cfg),
             "seed": cfg.seed,

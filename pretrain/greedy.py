@@ -23,15 +23,15 @@ from .objectives import LOSSES, NOISES, AutoencoderLayer, LayerObjective
 OPTIMIZERS = ("adam", "sgd")
 
 
-def _make_autoencoder(n_in, n_out, cfg: GreedyConfig, loss: str, generator) -> LayerObjective:
-    return AutoencoderLayer(n_in, n_out, cfg.activation, cfg.tied, loss, generator=generator)
+def _make_autoencoder(n_in, n_out, activation, cfg: GreedyConfig, loss: str, generator) -> LayerObjective:
+    return AutoencoderLayer(n_in, n_out, activation, cfg.tied, loss, generator=generator)
 
 
-def _make_denoising(n_in, n_out, cfg: GreedyConfig, loss: str, generator) -> LayerObjective:
-    return AutoencoderLayer(n_in, n_out, cfg.activation, cfg.tied, loss, cfg.noise, cfg.noise_level, generator)
+def _make_denoising(n_in, n_out, activation, cfg: GreedyConfig, loss: str, generator) -> LayerObjective:
+    return AutoencoderLayer(n_in, n_out, activation, cfg.tied, loss, cfg.noise, cfg.noise_level, generator)
 
 
-# name -> factory(n_in, n_out, config, loss, generator); a new objective only adds an entry.
+# name -> factory(n_in, n_out, activation, config, loss, generator); a new objective only adds an entry.
 OBJECTIVES: dict[str, Callable[..., LayerObjective]] = {
     "autoencoder": _make_autoencoder,
     "denoising": _make_denoising,
@@ -45,11 +45,13 @@ class GreedyConfig:
     ``lr`` applies to the optimizer named by ``optimizer``; ``momentum`` only to SGD.
     ``loss="auto"`` picks cross-entropy for a layer whose inputs lie in [0, 1], else MSE.
     ``noise``/``noise_level`` apply to the ``denoising`` objective only.
+    ``top_activation`` (default: ``activation``) is the last layer's, e.g. ``linear`` for a code layer.
     """
 
     layers: list[int]
     objective: str = "autoencoder"
     activation: str = "sigmoid"
+    top_activation: str | None = None
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
@@ -81,6 +83,10 @@ class GreedyConfig:
             f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}",
         )
         need(
+            self.top_activation in (None, *ACTIVATIONS),
+            f"unknown top activation {self.top_activation!r}; choose from {', '.join(ACTIVATIONS)}",
+        )
+        need(
             self.optimizer in OPTIMIZERS,
             f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}",
         )
@@ -98,6 +104,12 @@ class GreedyConfig:
             self.noise_level >= 0 and (self.noise != "mask" or self.noise_level < 1),
             f"noise level must be >= 0 (and < 1 for masking), got {self.noise_level}",
         )
+
+    @property
+    def activations(self) -> list[str]:
+        """The activation of every layer, bottom first."""
+        top = self.top_activation or self.activation
+        return [self.activation] * (len(self.layers) - 1) + [top]
 
 
 @dataclass
@@ -169,7 +181,8 @@ class GreedyPretrainer:
                 loss = "cross-entropy" if in_unit else "mse"
             elif loss == "cross-entropy":
                 _check_unit_interval(x, k)
-            layer = OBJECTIVES[cfg.objective](x.shape[1], cfg.layers[k], cfg, loss, generator)
+            activation = cfg.activations[k]
+            layer = OBJECTIVES[cfg.objective](x.shape[1], cfg.layers[k], activation, cfg, loss, generator)
             self.layers_.append(layer.to(self.device))
             self.history_.append(LayerHistory(x.shape[1], cfg.layers[k], loss))
         layer, history = self.layers_[k], self.history_[k]
@@ -268,7 +281,7 @@ class GreedyPretrainer:
 
     def to_sequential(self) -> nn.Sequential:
         """The fitted stack as ``Linear, act, Linear, act, ...`` (a new, trainable copy)."""
-        model = build_mlp(self.history_[0].n_in, list(self.config.layers), None, self.config.activation)
+        model = build_mlp(self.history_[0].n_in, list(self.config.layers), None, self.config.activations)
         model.load_state_dict(self.state_dict_sequential())
         return model
 
@@ -290,9 +303,9 @@ class GreedyPretrainer:
     def from_state_dict(cls, state: dict, device: torch.device | str = "cpu") -> GreedyPretrainer:
         """Rebuild a (possibly unfinished) pretrainer saved by ``state_dict``."""
         self = cls(GreedyConfig(**state["config"]), device)
-        for weights, hist in zip(state["layers"], state["history"]):
-            n_in, n_out = hist["n_in"], hist["n_out"]
-            layer = OBJECTIVES[self.config.objective](n_in, n_out, self.config, hist["loss"], None)
+        for k, (weights, hist) in enumerate(zip(state["layers"], state["history"])):
+            make = OBJECTIVES[self.config.objective]
+            layer = make(hist["n_in"], hist["n_out"], self.config.activations[k], self.config, hist["loss"], None)
             layer.load_state_dict(weights)
             self.layers_.append(layer.to(self.device))
             self.history_.append(LayerHistory(**{f: hist[f] for f in _HISTORY_FIELDS}))

@@ -149,6 +149,12 @@ def build_parser() -> ArgumentParser:
     )
     p.add_argument("--objective", choices=list(OBJECTIVES), default="autoencoder", help="layer objective")
     p.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid", help="hidden activation")
+    p.add_argument(
+        "--top-activation",
+        choices=list(ACTIVATIONS),
+        default=None,
+        help="activation of the last layer only (default: --activation), e.g. linear for a code layer",
+    )
     p.add_argument("--epochs", type=positive_int, default=10, help="training epochs per layer")
     p.add_argument("--batch-size", type=positive_int, default=128, help="mini-batch size")
     p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate")
@@ -206,6 +212,7 @@ def parse_args(argv: list[str] | None = None) -> StackRun:
         layers=a.layers,
         objective=a.objective,
         activation=a.activation,
+        top_activation=a.top_activation,
         epochs=a.epochs,
         batch_size=a.batch_size,
         lr=a.lr,
