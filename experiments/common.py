@@ -1,0 +1,44 @@
+"""Helpers shared by the benchmark scripts: the machine's matmul peak and result files."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+
+def gemm_peak_gflops(n: int = 2048, seconds: float = 2.0, device: str = "cpu") -> float:
+    """Best fp32 ``n×n @ n×n`` throughput over repeated timings, in GFLOP/s (2·n³ flops each)."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    out = torch.empty(n, n, device=device)
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        if device != "cpu":
+            torch.cuda.synchronize()
+        best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def results_dir(root: str | Path, name: str) -> Path:
+    """A new folder ``root/name-YYYYmmdd-HHMMSS[-k]`` that no earlier run wrote to."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for k in range(1000):
+        path = Path(root) / (f"{name}-{stamp}" + (f"-{k}" if k else ""))
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"no free results folder under {root}")
+
+
+def write_json(path: str | Path, obj: dict) -> Path:
+    path = Path(path)
+    path.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    return path
