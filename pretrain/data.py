@@ -73,12 +73,13 @@ class Dataset:
 
 
 def load_dataset(
-    name: str, data_dir: str | Path = "data", val_size: int | float = 5000, split_seed: int = 0
+    name: str, data_dir: str | Path = "data", val_size: int | float | None = None, split_seed: int = 0
 ) -> Dataset:
     """Load a named data set (``mnist``, ``fashion-mnist``, ``kmnist``) or a ``.npz``/``.pt`` file.
 
-    ``val_size`` examples (a count, or a fraction when < 1) are held out of the training set
-    for validation, chosen by ``split_seed`` so every run and every seed sees the same split.
+    ``val_size`` examples (a count, or a fraction when < 1; default 5000 for named data sets,
+    0.1 for files) are held out of the training set for validation, chosen by ``split_seed``
+    so every run and every seed sees the same split.
     Files with no test split of their own give up the same amount again as a test set.
     """
     if name.lower() in NAMED:
@@ -94,6 +95,8 @@ def load_dataset(
         raise PretrainError(f"unknown data set {name!r}: use one of {', '.join(NAMED)}, or a .npz/.pt file holding X")
 
     n = train_x.shape[0]
+    if val_size is None:
+        val_size = 5000 if name.lower() in NAMED else 0.1
     n_val = int(val_size * n) if isinstance(val_size, float) and val_size < 1 else int(val_size)
     n_held = n_val if has_test else 2 * n_val
     if n_val < 1 or n_held >= n:

@@ -24,7 +24,7 @@ class StackRun:
     greedy: GreedyConfig
     data: str = "mnist"
     data_dir: str = "data"
-    val_size: float = 5000
+    val_size: float | None = None
     output: str | None = None
     device: str = "auto"
     resume: bool = False
@@ -72,11 +72,15 @@ def run(cfg: StackRun) -> Path:
         save_atomic({"state_dict": p.state_dict(), "metadata": {"run": run_args}}, resume_path)
 
     created_resume = not resume_path.exists()
+    new_dirs = [d for d in out.parents if not d.exists()]  # deepest first
     try:
         pretrainer.fit(dataset.train.x, dataset.val.x, progress=not cfg.quiet, on_epoch=save_progress)
-    except PretrainError:
+    except PretrainError:  # e.g. divergence: leave nothing behind
         if created_resume:
             resume_path.unlink(missing_ok=True)
+        for d in new_dirs:
+            if d.exists() and not any(d.iterdir()):
+                d.rmdir()
         raise
     data_info = {
         "name": dataset.name,
@@ -144,8 +148,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument(
         "--val-size",
         type=positive_float,
-        default=5000,
-        help="training examples held out for validation (a count, or a fraction if < 1)",
+        default=None,
+        help="training examples held out for validation: a count, or a fraction if < 1 "
+        "(default: 5000 for named data sets, 0.1 for files)",
     )
     p.add_argument("--objective", choices=list(OBJECTIVES), default="autoencoder", help="layer objective")
     p.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid", help="hidden activation")
@@ -207,7 +212,11 @@ def build_parser() -> ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> StackRun:
-    a = build_parser().parse_args(argv)
+    return stack_run_from_args(build_parser().parse_args(argv))
+
+
+def stack_run_from_args(a: argparse.Namespace) -> StackRun:
+    """The ``StackRun`` of parsed ``build_parser`` arguments (CLIs that extend the parser reuse it)."""
     greedy = GreedyConfig(
         layers=a.layers,
         objective=a.objective,
@@ -225,7 +234,7 @@ def parse_args(argv: list[str] | None = None) -> StackRun:
         noise_level=a.noise_level,
         seed=a.seed,
     )
-    val = int(a.val_size) if a.val_size >= 1 else a.val_size
+    val = int(a.val_size) if a.val_size is not None and a.val_size >= 1 else a.val_size
     return StackRun(greedy, a.data, a.data_dir, val, a.output, a.device, a.resume, a.figures, a.quiet)
 
 
