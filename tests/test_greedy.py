@@ -153,3 +153,17 @@ def test_cross_entropy_refuses_inputs_outside_unit_interval():
 def test_config_is_validated(bad):
     with pytest.raises(PretrainError):
         GreedyConfig(**{"layers": [4], **bad})
+
+
+def test_cross_entropy_matches_torch_in_value_and_gradient():
+    import torch.nn.functional as F
+
+    from pretrain.objectives import CrossEntropyWithLogits
+
+    z = (torch.randn(32, 20, dtype=torch.float64) * 8).requires_grad_()
+    x = torch.rand(32, 20, dtype=torch.float64)
+    ours = CrossEntropyWithLogits.apply(z, x)
+    (g_ours,) = torch.autograd.grad(ours, z)
+    ref = F.binary_cross_entropy_with_logits(z, x, reduction="none").sum(1).mean()
+    (g_ref,) = torch.autograd.grad(ref, z)
+    assert torch.allclose(ours, ref, rtol=1e-9) and torch.allclose(g_ours, g_ref, rtol=1e-9, atol=1e-12)
