@@ -167,3 +167,10 @@ def test_cross_entropy_matches_torch_in_value_and_gradient():
     ref = F.binary_cross_entropy_with_logits(z, x, reduction="none").sum(1).mean()
     (g_ref,) = torch.autograd.grad(ref, z)
     assert torch.allclose(ours, ref, rtol=1e-9) and torch.allclose(g_ours, g_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_top_activation_exports_per_layer_modules(x):
+    p = fit(x, top_activation="linear")
+    model = p.to_sequential()
+    assert [type(m).__name__ for m in model] == ["Linear", "Sigmoid", "Linear", "Sigmoid", "Linear", "Identity"]
+    assert torch.allclose(model(x), p.transform(x), atol=1e-6)
