@@ -7,7 +7,9 @@ A stack checkpoint is a dict of plain types and tensors, readable with
   ``nn.Linear`` and activation modules (``0.weight``, ``0.bias``, ``2.weight``, ...), so
   ``model.load_state_dict(ckpt["state_dict"], strict=False)`` loads the hidden layers of a
   classifier and leaves only its head missing;
-- ``decoders``: per layer, the decoder (visible) bias and any untied decoder weight;
+- ``decoders``: per layer, the decoder (visible) bias and any untied decoder weight; a
+  Gaussian-visible RBM layer adds its input standardisation ``input_mean``/``input_std`` (already
+  folded into its ``state_dict`` weights, so the model takes unstandardised inputs) and ``raw_bias``;
 - ``metadata``: format, layer sizes, activation(s) (one per layer), objective, every hyperparameter, input
   scaling, data set, seed, per-layer losses and timings, torch and package versions.
 """
@@ -20,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from torch.torch_version import TorchVersion
 
 from . import __version__
 from .errors import PretrainError
@@ -40,6 +43,7 @@ def stack_checkpoint(pretrainer: GreedyPretrainer, data: dict) -> dict:
             "val_loss": list(h.val_loss),
             "seconds": h.seconds,
             "samples_per_s": h.samples_per_s,
+            "diagnostics": [dict(d) for d in h.diagnostics],
         }
         for h in pretrainer.history_
     ]
@@ -57,7 +61,7 @@ def stack_checkpoint(pretrainer: GreedyPretrainer, data: dict) -> dict:
             "data": dict(data),
             "input_scaling": dict(data.get("scaling", {"divide_by": 1.0})),
             "layers": histories,
-            "versions": {"torch": torch.__version__, "pretrain": __version__},
+            "versions": {"torch": str(torch.__version__), "pretrain": __version__},
         },
     }
 
@@ -101,7 +105,9 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise PretrainError(f"checkpoint not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        # TorchVersion is a plain str subclass that early checkpoints stored in metadata["versions"].
+        with torch.serialization.safe_globals([TorchVersion]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a checkpoint, or an unsafe pickle
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise PretrainError(f"cannot load checkpoint {path}: {first}") from None

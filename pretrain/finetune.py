@@ -1,0 +1,250 @@
+"""``python -m pretrain.finetune --init pretrained:X.pt``: fine-tune a classifier, save it and its metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .checkpoint import check_writable, save_atomic
+from .classifier import CLASSIFIER_FORMAT, apply_input_scaling, make_classifier
+from .cli import ArgumentParser, positive_float, positive_int, resolve_device, run_main
+from .data import NAMED, load_dataset
+from .errors import PretrainError
+from .init import INIT_SCHEMES, parse_scheme
+from .models import ACTIVATIONS
+from .supervised import OPTIMIZERS, SCHEDULES, FinetuneConfig, FinetuneResult, finetune
+
+
+@dataclass
+class FinetuneRun:
+    """One ``pretrain.finetune`` run: init and architecture, the fine-tuning config, where things live."""
+
+    init: str = "torch-default"
+    layers: list[int] | None = None
+    activation: str | None = None
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    data: str = "mnist"
+    data_dir: str = "data"
+    val_size: float = 5000
+    output: str | None = None
+    metrics: str | None = None
+    device: str = "auto"
+    quiet: bool = False
+
+    @property
+    def output_path(self) -> Path:
+        if self.output:
+            return Path(self.output)
+        name, arg = parse_scheme(self.init)
+        tag = Path(arg).stem if name == "pretrained" else self.init.replace(":", "")
+        data = Path(self.data).stem if self.data.endswith((".npz", ".pt")) else self.data
+        return Path("checkpoints") / f"classifier-{data}-{tag}-seed{self.finetune.seed}.pt"
+
+    @property
+    def metrics_path(self) -> Path:
+        return Path(self.metrics) if self.metrics else self.output_path.with_suffix(".json")
+
+
+def run(cfg: FinetuneRun) -> tuple[Path, FinetuneResult]:
+    """Build, initialize and fine-tune the classifier; write checkpoint and metrics JSON last."""
+    name, _ = parse_scheme(cfg.init)
+    out, metrics_path = cfg.output_path, cfg.metrics_path
+    check_writable(out)
+    check_writable(metrics_path)
+    device = resolve_device(cfg.device)
+    dataset = load_dataset(cfg.data, cfg.data_dir, cfg.val_size)
+    if dataset.train.y is None:
+        raise PretrainError(f"{cfg.data}: no labels (y); fine-tuning needs them")
+    n_classes = 1 + max(int(s.y.max()) for s in (dataset.train, dataset.val, dataset.test))
+    model, info = make_classifier(
+        cfg.init,
+        n_in=dataset.n_features,
+        n_classes=n_classes,
+        hidden=cfg.layers,
+        activation=cfg.activation,
+        seed=cfg.finetune.seed,
+        data=dataset.train.x if name in ("lsuv", "greedy") else None,
+    )
+    if info["input_scaling"] is not None:
+        dataset = apply_input_scaling(dataset, info["input_scaling"], where=cfg.init.partition(":")[2])
+    model = model.to(device)
+    result = finetune(model, dataset, cfg.finetune, progress=not cfg.quiet)
+
+    run_info = {
+        "init": cfg.init,
+        "data": cfg.data,
+        "data_dir": cfg.data_dir,
+        "val_size": cfg.val_size,
+        "device": str(device),
+    }
+    metadata = {
+        "format": CLASSIFIER_FORMAT,
+        "sizes": info["sizes"],
+        "activations": info["activations"],
+        "n_classes": n_classes,
+        "input_scaling": info["input_scaling"] or dict(dataset.scaling),
+        "init": cfg.init,
+        "finetune": asdict(cfg.finetune),
+        "run": run_info,
+        "result": {k: v for k, v in result.to_dict().items() if not isinstance(v, list)},
+        "data": {"name": dataset.name, "n_train": len(dataset.train), "n_val": len(dataset.val)},
+        "versions": {"torch": str(torch.__version__), "pretrain": __version__},
+    }
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    metrics = {**run_info, "config": asdict(cfg.finetune), "sizes": info["sizes"], **result.to_dict()}
+    save_atomic({"state_dict": state, "metadata": metadata}, out)
+    _write_json_atomic(metrics_path, metrics)
+    if not cfg.quiet:
+        print(summary(cfg, info, result))
+    print(f"saved {out} and {metrics_path}")
+    return out, result
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def summary(cfg: FinetuneRun, info: dict, r: FinetuneResult) -> str:
+    """One screen: the setup, a few epochs of the curve, and the final test error."""
+    f = cfg.finetune
+    arch = "-".join(map(str, info["sizes"][1:]))
+    opt = f"{f.optimizer} lr {f.lr:g}" + (f" momentum {f.momentum:g}" if f.optimizer == "sgd" else "")
+    lines = [
+        f"init {cfg.init}   {arch} {'/'.join(sorted(set(info['activations'])))}   {opt}   schedule {f.schedule}",
+        f"{r.n_train} training labels, batch {f.batch_size}, freeze {f.freeze_epochs}, seed {f.seed}",
+        f"{'epoch':>5}  {'train loss':>10}  {'train err':>9}  {'val err':>8}  {'test err':>8}",
+    ]
+    shown = sorted({1, *range(max(1, r.epochs_run - 7), r.epochs_run + 1), r.best_epoch})
+    for e in shown:
+        mark = "  <- best val" if e == r.best_epoch else ""
+        lines.append(
+            f"{e:>5}  {r.train_loss[e - 1]:>10.4f}  {100 * r.train_error[e - 1]:>8.2f}%  "
+            f"{100 * r.val_error[e - 1]:>7.2f}%  {100 * r.test_error[e - 1]:>7.2f}%{mark}"
+        )
+    stop = "early stop" if r.stopped_early else "all epochs"
+    lines.append(
+        f"test error {100 * r.test_error_final:.2f}% ({r.test_errors}/{r.n_test}) at epoch {r.best_epoch} "
+        f"of {r.epochs_run} ({stop}), {r.seconds:.1f} s"
+    )
+    return "\n".join(lines)
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="python -m pretrain.finetune",
+        description="Fine-tune an MLP classifier from any init (a pretrained stack or a baseline "
+        "initializer) with one protocol: the same optimizer, schedule, batch size, epochs and "
+        "data order for every init under the same seed.",
+    )
+    p.add_argument(
+        "--init",
+        default="torch-default",
+        help=f"weight init: {', '.join(INIT_SCHEMES)} (constant:K sets K; pretrained:PATH loads a stack)",
+    )
+    p.add_argument(
+        "--layers",
+        type=positive_int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="hidden layer sizes (default: the checkpoint's with pretrained:PATH, else 500 250 100)",
+    )
+    p.add_argument(
+        "--activation",
+        choices=list(ACTIVATIONS),
+        default=None,
+        help="hidden activation (default: the checkpoint's with pretrained:PATH, else sigmoid)",
+    )
+    p.add_argument(
+        "--data", default="mnist", help=f"a named data set ({', '.join(NAMED)}) or a .npz/.pt file with X, y"
+    )
+    p.add_argument("--data-dir", default="data", help="where named data sets are downloaded and cached")
+    p.add_argument(
+        "--val-size",
+        type=positive_float,
+        default=5000,
+        help="training examples held out for validation and early stopping (a count, or a fraction if < 1)",
+    )
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="sgd (with momentum) or adam")
+    p.add_argument("--lr", type=positive_float, default=0.1, help="learning rate")
+    p.add_argument("--momentum", type=float, default=0.9, help="momentum (sgd only)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay")
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="constant",
+        help="per-epoch learning-rate schedule: constant, cosine to 0 over --epochs, or exponential (x --gamma)",
+    )
+    p.add_argument("--gamma", type=positive_float, default=0.95, help="per-epoch decay of the exponential schedule")
+    p.add_argument("--epochs", type=positive_int, default=30, help="maximum training epochs")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="mini-batch size")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=5,
+        help="early stopping: stop after this many epochs without a better validation error (0: never)",
+    )
+    p.add_argument(
+        "--freeze-epochs", type=int, default=0, help="train only the head for the first N epochs (backpropclassify: 5)"
+    )
+    p.add_argument(
+        "--labels",
+        type=int,
+        default=None,
+        help="fine-tune on a stratified subset of this many labelled training examples (default: all)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the init, the labelled subset and the data order")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    p.add_argument(
+        "--output",
+        default=None,
+        help="classifier checkpoint path (default: checkpoints/classifier-<data>-<init>-seed<seed>.pt)",
+    )
+    p.add_argument("--metrics", default=None, help="per-epoch metrics JSON (default: the --output path with .json)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> FinetuneRun:
+    a = build_parser().parse_args(argv)
+    if a.patience < 0:
+        raise PretrainError(f"--patience must be >= 0, got {a.patience}")
+    config = FinetuneConfig(
+        optimizer=a.optimizer,
+        lr=a.lr,
+        momentum=a.momentum,
+        weight_decay=a.weight_decay,
+        schedule=a.schedule,
+        gamma=a.gamma,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        patience=a.patience or None,
+        freeze_epochs=a.freeze_epochs,
+        labels=a.labels,
+        seed=a.seed,
+    )
+    val = int(a.val_size) if a.val_size >= 1 else a.val_size
+    parse_scheme(a.init)  # an unknown init fails before any data is loaded
+    return FinetuneRun(
+        a.init, a.layers, a.activation, config, a.data, a.data_dir, val, a.output, a.metrics, a.device, a.quiet
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main("pretrain.finetune", lambda: run(parse_args(argv)) and 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pretrain import finetune as finetune_cli
+from pretrain import stack as stack_cli
+from pretrain.classifier import load_classifier, make_classifier
+from pretrain.data import Dataset, Split
+from pretrain.errors import DivergenceError, PretrainError
+from pretrain.supervised import FinetuneConfig, finetune, stratified_subset
+
+from .conftest import make_blobs
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from threads, and spinning threads crawl on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def blobs_dataset(n=300, d=16, classes=3) -> Dataset:
+    x, y = (torch.from_numpy(a) for a in make_blobs(n=n, d=d, classes=classes))
+    a, b = int(0.6 * n), int(0.8 * n)
+    return Dataset("blobs", Split(x[:a], y[:a]), Split(x[a:b], y[a:b]), Split(x[b:], y[b:]))
+
+
+def model_for(init="xavier-uniform", seed=0, hidden=(12, 8)):
+    return make_classifier(init, n_in=16, n_classes=3, hidden=list(hidden), activation="sigmoid", seed=seed)[0]
+
+
+CFG = {"lr": 0.3, "epochs": 6, "batch_size": 32, "patience": None}
+
+
+def test_same_seed_and_config_give_identical_metrics_twice():
+    runs = [finetune(model_for(seed=4), blobs_dataset(), FinetuneConfig(seed=4, **CFG)) for _ in range(2)]
+    a, b = (r.to_dict() for r in runs)
+    a.pop("seconds"), b.pop("seconds")
+    assert a == b
+    assert len(a["train_loss"]) == len(a["test_error"]) == 6 and a["train_loss"][-1] < a["train_loss"][0]
+
+
+def test_adam_cosine_weight_decay_and_early_stopping_restores_the_best_epoch():
+    cfg = FinetuneConfig(optimizer="adam", lr=3e-2, schedule="cosine", weight_decay=1e-4, epochs=40, patience=2)
+    data = blobs_dataset()
+    model = model_for()
+    r = finetune(model, data, cfg)
+    assert r.stopped_early and r.epochs_run == r.best_epoch + 2
+    assert r.test_error_final == pytest.approx(r.test_error[r.best_epoch - 1])
+    assert r.test_errors == round(r.test_error_final * r.n_test)
+    assert r.val_error[r.best_epoch - 1] == min(r.val_error)
+
+
+def test_freeze_epochs_train_only_the_head():
+    model = model_for()
+    hidden = [model[k].weight.detach().clone() for k in (0, 2)]
+    head = model[4].weight.detach().clone()
+    finetune(model, blobs_dataset(), FinetuneConfig(**{**CFG, "epochs": 2}, freeze_epochs=2))
+    assert all(torch.equal(model[k].weight, w) for k, w in zip((0, 2), hidden))
+    assert not torch.equal(model[4].weight, head)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_stratified_subset_keeps_class_proportions_and_depends_only_on_the_seed():
+    y = torch.tensor([0] * 50 + [1] * 30 + [2] * 20)
+    idx = stratified_subset(y, 10, torch.Generator().manual_seed(1))
+    assert torch.bincount(y[idx]).tolist() == [5, 3, 2] and len(set(idx.tolist())) == 10
+    assert torch.equal(idx, stratified_subset(y, 10, torch.Generator().manual_seed(1)))
+    assert stratified_subset(y, 7, torch.Generator()).numel() == 7
+    for bad in (0, 101):
+        with pytest.raises(PretrainError, match="--labels"):
+            stratified_subset(y, bad, torch.Generator())
+
+
+def test_labels_subset_is_used():
+    r = finetune(model_for(), blobs_dataset(), FinetuneConfig(**{**CFG, "epochs": 1}, labels=30))
+    assert r.n_train == 30
+
+
+def test_arms_under_one_seed_see_the_same_batches():
+    seen = []
+    for init in ("xavier-uniform", "zeros"):
+        model = model_for(init)
+        order = []
+        model[0].register_forward_pre_hook(lambda m, args, order=order: order.append(args[0].sum().item()))
+        finetune(model, blobs_dataset(), FinetuneConfig(**{**CFG, "epochs": 2}))
+        seen.append(order)
+    assert seen[0] == seen[1]
+
+
+def test_divergence_names_the_epoch():
+    with pytest.raises(DivergenceError, match="epoch 1"):
+        finetune(model_for("large-normal"), blobs_dataset(), FinetuneConfig(lr=1e38, momentum=0.0, batch_size=16))
+
+
+@pytest.mark.parametrize(
+    "kw", [{"optimizer": "rmsprop"}, {"lr": 0.0}, {"labels": 0}, {"schedule": "step"}, {"freeze_epochs": -1}]
+)
+def test_bad_config_is_refused(kw):
+    with pytest.raises(PretrainError):
+        FinetuneConfig(**kw)
+
+
+# ------------------------------------------------------------------------------------------- CLI
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    try:
+        rc = finetune_cli.main([str(a) for a in argv])
+    except SystemExit as e:  # argparse usage errors
+        rc = e.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.fixture
+def blobs(tmp_path) -> Path:
+    x, y = make_blobs(n=240, d=16)
+    path = tmp_path / "blobs.npz"
+    np.savez(path, X=x, y=y)
+    return path
+
+
+def test_cli_end_to_end_on_blobs(tmp_path, blobs, capsys):
+    out = tmp_path / "out" / "clf.pt"
+    args = ["--data", blobs, "--val-size", 40, "--layers", 8, 4, "--init", "he-normal", "--activation", "relu"]
+    args += ["--epochs", 4, "--lr", 0.05, "--output", out, "--quiet"]
+    rc, stdout, _ = cli(capsys, *args)
+    assert rc == 0 and "saved" in stdout
+    metrics = json.loads(out.with_suffix(".json").read_text())
+    for key in ("train_loss", "train_error", "val_error", "test_error"):
+        assert len(metrics[key]) == metrics["epochs_run"]
+    assert metrics["init"] == "he-normal" and metrics["config"]["lr"] == 0.05
+    model, meta = load_classifier(out)
+    assert meta["finetune"]["epochs"] == 4 and meta["sizes"] == [16, 8, 4] and meta["activations"] == ["relu"] * 2
+    x, _ = make_blobs(n=240, d=16)
+    assert model(torch.from_numpy(x)).shape == (240, 3)
+    # the same flags again give identical metrics
+    out2 = tmp_path / "out" / "clf2.pt"
+    rc, _, _ = cli(capsys, *args[:-3], "--output", out2, "--quiet")
+    again = json.loads(out2.with_suffix(".json").read_text())
+    for key in ("train_loss", "train_error", "val_error", "test_error", "test_errors", "best_epoch"):
+        assert again[key] == metrics[key]
+
+
+def test_cli_pretrained_on_tiny_mnist_with_summary(tmp_path, tiny_mnist_dir, capsys):
+    ck = tmp_path / "stack.pt"
+    argv = ["--layers", "8", "--epochs", "1", "--val-size", "50", "--data-dir", str(tiny_mnist_dir)]
+    argv += ["--output", str(ck), "--quiet"]
+    assert stack_cli.main(argv) == 0
+    out = tmp_path / "clf.pt"
+    rc, stdout, _ = cli(
+        capsys, "--init", f"pretrained:{ck}", "--data-dir", tiny_mnist_dir, "--val-size", 50, "--epochs", 2,
+        "--freeze-epochs", 1, "--labels", 100, "--output", out,
+    )  # fmt: skip
+    assert rc == 0
+    assert "test error" in stdout and "<- best val" in stdout and len(stdout.splitlines()) < 25
+    meta = load_classifier(out)[1]
+    assert meta["input_scaling"] == {"divide_by": 255.0} and meta["sizes"] == [784, 8]
+    assert json.loads(out.with_suffix(".json").read_text())["n_train"] == 100
+
+
+def _bad_stack(tmp_path, blobs, capsys) -> Path:
+    ck = tmp_path / "ck" / "s16.pt"
+    assert stack_cli.main(["--data", str(blobs), "--val-size", "40", "--layers", "8", "4", "--epochs", "1",
+                           "--output", str(ck), "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    return ck
+
+
+def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, blobs, tiny_mnist_dir, capsys):
+    ck16 = _bad_stack(tmp_path, blobs, capsys)
+    truncated = tmp_path / "ck" / "cut.pt"
+    truncated.write_bytes(ck16.read_bytes()[:300])
+    out_dir = tmp_path / "out"
+    base = ["--data", blobs, "--val-size", 40, "--epochs", 1, "--quiet", "--output", out_dir / "c.pt"]
+    cases = {
+        "unknown init": ["--init", "glorot", "--layers", 8],
+        "missing checkpoint": ["--init", f"pretrained:{tmp_path / 'nope.pt'}"],
+        "truncated checkpoint": ["--init", f"pretrained:{truncated}"],
+        "other architecture": ["--init", f"pretrained:{ck16}", "--layers", 8, 5],
+        "other activation": ["--init", f"pretrained:{ck16}", "--activation", "relu"],
+        "labels 0": ["--labels", 0, "--layers", 8],
+        "too many labels": ["--labels", 1000, "--layers", 8],
+        "unknown optimizer": ["--optimizer", "rmsprop", "--layers", 8],
+        "divergence": ["--init", "large-normal", "--lr", 1e38, "--momentum", 0, "--batch-size", 16, "--layers", 8],
+    }
+    for what, extra in cases.items():
+        rc, _, err = cli(capsys, *base, *extra)
+        assert rc == 2, what
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (what, err)
+        assert not out_dir.exists(), what
+    _, _, err = cli(capsys, *base, "--init", "large-normal", "--lr", 1e38, "--momentum", 0, "--batch-size", 16)
+    assert "epoch 1" in err
+    # a stack built for 16 inputs refused by 784-pixel data
+    rc, _, err = cli(
+        capsys,
+        "--data-dir",
+        tiny_mnist_dir,
+        "--val-size",
+        50,
+        "--init",
+        f"pretrained:{ck16}",
+        "--quiet",
+        "--output",
+        out_dir / "c.pt",
+    )
+    assert rc == 2 and "16 inputs" in err and len(err.strip().splitlines()) == 1
+    assert not out_dir.exists()
