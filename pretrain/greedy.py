@@ -19,6 +19,7 @@ from .data import batches
 from .errors import DivergenceError, PretrainError
 from .models import ACTIVATIONS, build_mlp
 from .objectives import LOSSES, NOISES, AutoencoderLayer, LayerObjective
+from .rbm import HIDDEN, VISIBLE, RBMLayer, visible_units
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -31,10 +32,31 @@ def _make_denoising(n_in, n_out, activation, cfg: GreedyConfig, loss: str, gener
     return AutoencoderLayer(n_in, n_out, activation, cfg.tied, loss, cfg.noise, cfg.noise_level, generator)
 
 
+def _make_rbm(n_in, n_out, activation, cfg: GreedyConfig, loss: str, generator) -> LayerObjective:
+    # for an RBM, ``loss`` is the layer's visible unit type, bernoulli or gaussian
+    return RBMLayer(
+        n_in,
+        n_out,
+        activation,
+        loss,
+        cfg.cd_k,
+        cfg.persistent,
+        cfg.batch_size,
+        cfg.sample_hidden,
+        cfg.sample_visible,
+        cfg.init_std,
+        cfg.momentum,
+        cfg.final_momentum,
+        cfg.momentum_epochs,
+        generator,
+    )
+
+
 # name -> factory(n_in, n_out, activation, config, loss, generator); a new objective only adds an entry.
 OBJECTIVES: dict[str, Callable[..., LayerObjective]] = {
     "autoencoder": _make_autoencoder,
     "denoising": _make_denoising,
+    "rbm": _make_rbm,
 }
 
 
@@ -46,6 +68,13 @@ class GreedyConfig:
     ``loss="auto"`` picks cross-entropy for a layer whose inputs lie in [0, 1], else MSE.
     ``noise``/``noise_level`` apply to the ``denoising`` objective only.
     ``top_activation`` (default: ``activation``) is the last layer's, e.g. ``linear`` for a code layer.
+    ``linear_lr`` (default: ``lr``) is the learning rate of layers with a linear activation.
+
+    RBM only (``objective="rbm"``, see ``pretrain.rbm``): ``cd_k`` Gibbs steps per update,
+    ``persistent`` chains (PCD), ``sample_hidden``/``sample_visible`` states in the Gibbs chain,
+    ``visible`` units of the first layer (``auto``: Bernoulli for inputs in [0, 1], else Gaussian;
+    upper layers use ``auto``), ``init_std`` of the N(0, σ²) initial weights, ``weight_decay`` on the
+    weights only, and SGD momentum ``momentum`` for ``momentum_epochs`` epochs, then ``final_momentum``.
     """
 
     layers: list[int]
@@ -63,6 +92,15 @@ class GreedyConfig:
     noise: str = "mask"
     noise_level: float = 0.25
     seed: int = 0
+    linear_lr: float | None = None
+    cd_k: int = 1
+    persistent: bool = False
+    sample_hidden: bool = True
+    sample_visible: bool = False
+    visible: str = "auto"
+    init_std: float = 0.01
+    final_momentum: float | None = None
+    momentum_epochs: int = 5
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -105,6 +143,23 @@ class GreedyConfig:
             f"noise level must be >= 0 (and < 1 for masking), got {self.noise_level}",
         )
 
+        need(self.cd_k >= 1, f"--cd-k must be at least 1, got {self.cd_k}")
+        need(self.visible in VISIBLE, f"unknown visible units {self.visible!r}; choose from {', '.join(VISIBLE)}")
+        need(self.init_std > 0, f"initial weight std must be positive, got {self.init_std}")
+        need(
+            self.final_momentum is None or 0 <= self.final_momentum < 1,
+            f"final momentum must be in [0, 1), got {self.final_momentum}",
+        )
+        need(self.momentum_epochs >= 0, f"momentum epochs must be >= 0, got {self.momentum_epochs}")
+        need(
+            self.linear_lr is None or (self.linear_lr > 0 and math.isfinite(self.linear_lr)),
+            f"linear-layer learning rate must be positive, got {self.linear_lr}",
+        )
+        need(
+            self.objective != "rbm" or all(a in HIDDEN for a in self.activations),
+            f"an RBM's hidden units are sigmoid (Bernoulli) or linear (Gaussian), got {self.activations}",
+        )
+
     @property
     def activations(self) -> list[str]:
         """The activation of every layer, bottom first."""
@@ -124,6 +179,7 @@ class LayerHistory:
     seconds: float = 0.0
     samples: int = 0
     done: bool = False
+    diagnostics: list[dict[str, float]] = field(default_factory=list)  # per epoch, see epoch_diagnostics
 
     @property
     def samples_per_s(self) -> float:
@@ -176,13 +232,16 @@ class GreedyPretrainer:
         generator = torch.Generator(self.device).manual_seed(cfg.seed * 1_000_003 + k)
         if k == len(self.layers_):  # a fresh layer (not one being resumed)
             loss = cfg.loss
-            if loss == "auto":
+            if cfg.objective == "rbm":  # the visible unit type
+                loss = visible_units(cfg.visible if k == 0 else "auto", x, k)
+            elif loss == "auto":
                 in_unit = float(x.min()) >= 0.0 and float(x.max()) <= 1.0
                 loss = "cross-entropy" if in_unit else "mse"
             elif loss == "cross-entropy":
                 _check_unit_interval(x, k)
             activation = cfg.activations[k]
             layer = OBJECTIVES[cfg.objective](x.shape[1], cfg.layers[k], activation, cfg, loss, generator)
+            layer.prepare(x)
             self.layers_.append(layer.to(self.device))
             self.history_.append(LayerHistory(x.shape[1], cfg.layers[k], loss))
         layer, history = self.layers_[k], self.history_[k]
@@ -219,14 +278,21 @@ class GreedyPretrainer:
             history.samples += x.shape[0]
             train_loss = total.item() / x.shape[0]
             val_loss = float("nan") if x_val is None else self._mean_loss(layer, x_val)
-            if not (math.isfinite(train_loss) and (x_val is None or math.isfinite(val_loss))):
+            bad = [
+                f"{name} loss became {v}"
+                for name, v in (("training", train_loss), ("validation", val_loss))
+                if not math.isfinite(v) and not (name == "validation" and x_val is None)
+            ]
+            if bad:
                 bar.close()
                 raise DivergenceError(
-                    f"layer {k + 1}, epoch {epoch + 1}: the loss became {train_loss}; "
+                    f"layer {k + 1}, epoch {epoch + 1}: the {' and '.join(bad)}; "
                     f"try a smaller learning rate than --lr {cfg.lr:g}"
                 )
             history.train_loss.append(train_loss)
             history.val_loss.append(val_loss)
+            n_diag = min(x.shape[0], 5000 if x_val is None else x_val.shape[0])
+            history.diagnostics.append(layer.epoch_diagnostics(x[:n_diag], x_val))
             history.done = epoch + 1 == cfg.epochs
             bar.set_postfix(loss=f"{train_loss:.4g}", val=f"{val_loss:.4g}")
             if on_epoch is not None:
@@ -239,10 +305,12 @@ class GreedyPretrainer:
 
     def _optimizer(self, layer: LayerObjective) -> torch.optim.Optimizer:
         cfg = self.config
-        params = [p for p in layer.parameters() if p.requires_grad]
+        groups = layer.param_groups(cfg.weight_decay)
+        lr = cfg.linear_lr if layer.activation == "linear" and cfg.linear_lr is not None else cfg.lr
         if cfg.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
+        # fused: one kernel per step instead of ~10 element-wise passes (2.8x faster on a 784x500 layer)
+        return torch.optim.Adam(groups, lr=lr, fused=True)
 
     @staticmethod
     @torch.no_grad()
@@ -276,7 +344,7 @@ class GreedyPretrainer:
         return {
             f"{2 * k}.{name}": p.detach().cpu().clone()
             for k, layer in enumerate(self.layers_)
-            for name, p in layer.encoder.named_parameters()
+            for name, p in zip(("weight", "bias"), layer.export_linear())
         }
 
     def to_sequential(self) -> nn.Sequential:
@@ -308,7 +376,7 @@ class GreedyPretrainer:
             layer = make(hist["n_in"], hist["n_out"], self.config.activations[k], self.config, hist["loss"], None)
             layer.load_state_dict(weights)
             self.layers_.append(layer.to(self.device))
-            self.history_.append(LayerHistory(**{f: hist[f] for f in _HISTORY_FIELDS}))
+            self.history_.append(LayerHistory(**{f: hist[f] for f in _HISTORY_FIELDS if f in hist}))
             if hist["done"]:
                 layer.eval().requires_grad_(False)
         if "optimizer" in state:
@@ -316,7 +384,7 @@ class GreedyPretrainer:
         return self
 
 
-_HISTORY_FIELDS = ("n_in", "n_out", "loss", "train_loss", "val_loss", "seconds", "samples", "done")
+_HISTORY_FIELDS = ("n_in", "n_out", "loss", "train_loss", "val_loss", "seconds", "samples", "done", "diagnostics")
 
 
 def _history_dict(h: LayerHistory) -> dict:

@@ -15,6 +15,7 @@ from .errors import PretrainError
 from .greedy import OBJECTIVES, OPTIMIZERS, GreedyConfig, GreedyPretrainer
 from .models import ACTIVATIONS
 from .objectives import LOSSES, NOISES
+from .rbm import PRESETS, VISIBLE
 
 
 @dataclass
@@ -121,6 +122,11 @@ def summary_table(pretrainer: GreedyPretrainer) -> str:
             f"{k + 1:>5}  {f'{h.n_in}→{h.n_out}':>11}  {h.loss:>13}  {h.train_loss[-1]:>9.4f}  "
             f"{h.val_loss[-1]:>9.4f}  {h.seconds:>8.1f}  {h.samples_per_s:>10.0f}"
         )
+    for k, h in enumerate(pretrainer.history_):
+        if h.diagnostics and h.diagnostics[-1]:
+            rows.append(
+                f"layer {k + 1} diagnostics: " + ", ".join(f"{n} {v:.4g}" for n, v in h.diagnostics[-1].items())
+            )
     return "\n".join(rows)
 
 
@@ -191,6 +197,52 @@ def build_parser() -> ArgumentParser:
         help="fraction of inputs zeroed (mask) or noise std σ (gaussian); denoising only",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed for weights and data order")
+    p.add_argument(
+        "--linear-lr",
+        type=positive_float,
+        default=None,
+        help="learning rate of layers with a linear activation, e.g. a linear code layer (default: --lr)",
+    )
+    rbm = p.add_argument_group("RBM layers (--objective rbm)")
+    rbm.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default=None,
+        help="hinton2006: Hinton & Salakhutdinov's rbm.m/rbmhidlinear.m recipe (objective rbm, sgd, CD-1, "
+        "lr 0.1, linear-layer lr 0.001, weight cost 0.0002, momentum 0.5 then 0.9 after epoch 5, batch 100, "
+        "initial weights 0.1·N(0,1)); flags given explicitly override it",
+    )
+    rbm.add_argument("--cd-k", type=positive_int, default=1, help="Gibbs steps per update (CD-k)")
+    rbm.add_argument("--persistent", action="store_true", help="persistent CD: negative chains continue across batches")
+    rbm.add_argument(
+        "--sample-hidden",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="sample the hidden states driving each reconstruction (--no-sample-hidden: mean field)",
+    )
+    rbm.add_argument(
+        "--sample-visible",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="sample the reconstructed visible states (default: probabilities, as Hinton's code)",
+    )
+    rbm.add_argument(
+        "--visible",
+        choices=VISIBLE,
+        default="auto",
+        help="first layer's visible units: bernoulli needs inputs in [0, 1], gaussian standardises "
+        "them; auto picks by the input range",
+    )
+    rbm.add_argument("--init-std", type=positive_float, default=0.01, help="initial weights are N(0, std²)")
+    rbm.add_argument(
+        "--final-momentum",
+        type=float,
+        default=None,
+        help="sgd momentum after --momentum-epochs epochs (default: keep --momentum)",
+    )
+    rbm.add_argument(
+        "--momentum-epochs", type=int, default=5, help="epochs trained with --momentum before --final-momentum"
+    )
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     p.add_argument(
         "--output",
@@ -212,7 +264,17 @@ def build_parser() -> ArgumentParser:
 
 
 def parse_args(argv: list[str] | None = None) -> StackRun:
-    return stack_run_from_args(build_parser().parse_args(argv))
+    return stack_run_from_args(apply_preset(build_parser(), argv).parse_args(argv))
+
+
+def apply_preset(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """Make the ``--preset`` named in ``argv`` the parser's defaults, so explicit flags still win."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset")
+    name = pre.parse_known_args(argv)[0].preset
+    if name in PRESETS:
+        parser.set_defaults(**PRESETS[name])
+    return parser
 
 
 def stack_run_from_args(a: argparse.Namespace) -> StackRun:
@@ -233,6 +295,15 @@ def stack_run_from_args(a: argparse.Namespace) -> StackRun:
         noise=a.noise,
         noise_level=a.noise_level,
         seed=a.seed,
+        linear_lr=a.linear_lr,
+        cd_k=a.cd_k,
+        persistent=a.persistent,
+        sample_hidden=a.sample_hidden,
+        sample_visible=a.sample_visible,
+        visible=a.visible,
+        init_std=a.init_std,
+        final_momentum=a.final_momentum,
+        momentum_epochs=a.momentum_epochs,
     )
     val = int(a.val_size) if a.val_size is not None and a.val_size >= 1 else a.val_size
     return StackRun(greedy, a.data, a.data_dir, val, a.output, a.device, a.resume, a.figures, a.quiet)
