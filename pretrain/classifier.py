@@ -36,13 +36,10 @@ def build_classifier(n_in: int, hidden: list[int], n_classes: int, activation: s
 
     ``activation``: one name for every hidden layer, or one per hidden layer.
     """
-    acts = [activation] * len(hidden) if isinstance(activation, str) else list(activation)
-    if len(acts) != len(hidden):
-        raise PretrainError(f"{len(acts)} activations given for {len(hidden)} hidden layers")
-    for a in acts:
-        if a not in ACTIVATIONS:
-            raise PretrainError(f"unknown activation {a!r}; choose from {', '.join(ACTIVATIONS)}")
-    return build_mlp(n_in, list(hidden), n_classes, acts[0] if len(set(acts)) == 1 else acts)
+    try:
+        return build_mlp(n_in, list(hidden), n_classes, activation)
+    except ValueError as err:  # unknown activation, or not one per layer
+        raise PretrainError(str(err)) from None
 
 
 def _leaves(model: nn.Module) -> list[tuple[str, nn.Module]]:

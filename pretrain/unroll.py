@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from .data import batches
 from .errors import DivergenceError, PretrainError
 from .greedy import OPTIMIZERS, GreedyPretrainer
-from .models import ACTIVATIONS, activation_module
+from .models import ACTIVATIONS, build_mlp
 from .objectives import LOSSES
 
 FORMAT = "pretrain.autoencoder/1"
@@ -45,12 +45,10 @@ def squared_error_per_image(x: torch.Tensor, x_hat: torch.Tensor) -> float:
 
 def build_sequential(sizes: list[int], activations: list[str]) -> nn.Sequential:
     """``Linear(sizes[0], sizes[1]), act[0], Linear(sizes[1], sizes[2]), act[1], ...``; layer k is ``[2k]``."""
-    if len(activations) != len(sizes) - 1:
-        raise PretrainError(f"{len(sizes) - 1} layers need as many activations, got {len(activations)}")
-    modules: list[nn.Module] = []
-    for fan_in, fan_out, act in zip(sizes, sizes[1:], activations):
-        modules += [nn.Linear(fan_in, fan_out), activation_module(act)]
-    return nn.Sequential(*modules)
+    try:
+        return build_mlp(sizes[0], list(sizes[1:]), None, activations)
+    except ValueError as err:
+        raise PretrainError(str(err)) from None
 
 
 class DeepAutoencoder(nn.Module):

@@ -20,15 +20,6 @@ from pretrain.greedy import GreedyConfig, GreedyPretrainer
 from .conftest import make_blobs
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and spinning threads crawl on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def stack_path(tmp_path_factory) -> Path:
     """A real 16→8→4 sigmoid stack checkpoint written by the greedy trainer."""

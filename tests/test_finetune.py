@@ -15,15 +15,6 @@ from pretrain.supervised import FinetuneConfig, finetune, stratified_subset
 from .conftest import make_blobs
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and spinning threads crawl on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def blobs_dataset(n=300, d=16, classes=3) -> Dataset:
     x, y = (torch.from_numpy(a) for a in make_blobs(n=n, d=d, classes=classes))
     a, b = int(0.6 * n), int(0.8 * n)

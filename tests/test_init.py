@@ -11,16 +11,6 @@ from pretrain.supervised import FinetuneConfig, finetune
 
 from .conftest import make_blobs
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and spinning threads crawl on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 FAN_IN, FAN_OUT = 400, 300
 
 # scheme -> the variance of its weights by formula

@@ -24,15 +24,6 @@ from pretrain.unroll import (
 from .conftest import make_blobs
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: a second OpenMP thread only adds synchronisation, which stalls badly on a busy CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _pixels(n: int = 200, d: int = 16) -> torch.Tensor:
     return torch.from_numpy(make_blobs(n, d)[0])
 
