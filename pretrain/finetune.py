@@ -32,7 +32,7 @@ class FinetuneRun:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     data: str = "mnist"
     data_dir: str = "data"
-    val_size: float = 5000
+    val_size: float | None = None
     output: str | None = None
     metrics: str | None = None
     device: str = "auto"
@@ -174,8 +174,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument(
         "--val-size",
         type=positive_float,
-        default=5000,
-        help="training examples held out for validation and early stopping (a count, or a fraction if < 1)",
+        default=None,
+        help="training examples held out for validation and early stopping: a count, or a fraction if < 1 "
+        "(default: 5000 for named data sets, 0.1 for files)",
     )
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="sgd (with momentum) or adam")
     p.add_argument("--lr", type=positive_float, default=0.1, help="learning rate")
@@ -235,7 +236,7 @@ def parse_args(argv: list[str] | None = None) -> FinetuneRun:
         labels=a.labels,
         seed=a.seed,
     )
-    val = int(a.val_size) if a.val_size >= 1 else a.val_size
+    val = int(a.val_size) if a.val_size is not None and a.val_size >= 1 else a.val_size
     parse_scheme(a.init)  # an unknown init fails before any data is loaded
     return FinetuneRun(
         a.init, a.layers, a.activation, config, a.data, a.data_dir, val, a.output, a.metrics, a.device, a.quiet
