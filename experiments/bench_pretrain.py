@@ -3,7 +3,7 @@
     python -m experiments.bench_pretrain [--batch-sizes 128 256] [--seconds 3]
 
 For each layer shape and batch size it times ``AutoencoderLayer.train_step`` (the trainer's inner
-loop: forward, backward, optimizer step) on in-memory batches and reports samples/s and achieved
+loop: forward, backward, optimizer step) on in-memory batches and reports the median samples/s of 5 windows and achieved
 GFLOP/s. Flops counted per sample for a tied autoencoder layer n_in→n_out: 5 GEMMs of 2·n_in·n_out
 (encode, decode, decoder input-gradient, decoder and encoder weight-gradients; the input needs no
 gradient). Element-wise work (activations, loss, optimizer) is not counted, so it only lowers the
@@ -13,6 +13,7 @@ fraction. The peak is the best n×n fp32 matmul rate measured in the same run.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -24,22 +25,26 @@ from pretrain.objectives import AutoencoderLayer
 SHAPES = [(784, 500), (500, 250), (250, 100), (784, 1000)]
 
 
-def time_layer(n_in: int, n_out: int, batch: int, seconds: float, optimizer: str) -> float:
-    """Samples/s of ``train_step`` for one sigmoid cross-entropy layer on random [0, 1] data."""
+def time_layer(n_in: int, n_out: int, batch: int, seconds: float, optimizer: str, windows: int = 5) -> float:
+    """Median samples/s over ``windows`` timing windows of ``train_step`` for one sigmoid
+    cross-entropy layer on random [0, 1] data (the median shrugs off a stray background job)."""
     g = torch.Generator().manual_seed(0)
     layer = AutoencoderLayer(n_in, n_out, generator=g)
     trainer = GreedyPretrainer(GreedyConfig(layers=[n_out], optimizer=optimizer))
     opt = trainer._optimizer(layer)
-    x = torch.rand(batch * 64, n_in, generator=g)
+    x = torch.rand(batch * 16, n_in, generator=g)
     batches = x.split(batch)
     for b in batches[:5]:  # warm-up
         layer.train_step(b, opt)
-    done, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for b in batches:
-            layer.train_step(b, opt)
-        done += x.shape[0]
-    return done / (time.perf_counter() - t0)
+    rates = []
+    for _ in range(windows):
+        done, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / windows:
+            for b in batches:
+                layer.train_step(b, opt)
+            done += x.shape[0]
+        rates.append(done / (time.perf_counter() - t0))
+    return statistics.median(rates)
 
 
 def main() -> None:
