@@ -1,4 +1,9 @@
-"""Greedy layer-wise unsupervised pretraining for plain PyTorch MLPs."""
+"""Greedy layer-wise unsupervised pretraining for plain PyTorch MLPs.
+
+Fine-tuning and deep autoencoders live in ``pretrain.supervised`` and ``pretrain.unroll`` (their
+main functions are not re-exported here, where they would shadow the ``pretrain.finetune`` CLI
+module and the ``pretrain.unroll`` module).
+"""
 
 __version__ = "0.1.0"
 
@@ -10,19 +15,15 @@ from .errors import DivergenceError, PretrainError  # noqa: E402
 from .greedy import GreedyConfig, GreedyPretrainer  # noqa: E402
 from .init import initialize  # noqa: E402
 from .models import build_mlp  # noqa: E402
-from .supervised import FinetuneConfig, finetune  # noqa: E402
-from .unroll import unroll  # noqa: E402
 
 __all__ = [
     "Dataset",
     "DivergenceError",
-    "FinetuneConfig",
     "GreedyConfig",
     "GreedyPretrainer",
     "PretrainError",
     "build_mlp",
     "diagnose",
-    "finetune",
     "initialize",
     "load_checkpoint",
     "load_dataset",
@@ -30,5 +31,4 @@ __all__ = [
     "make_classifier",
     "save_atomic",
     "stack_checkpoint",
-    "unroll",
 ]
