@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from . import __version__, distributed
 from .checkpoint import check_writable, save_atomic
 from .classifier import CLASSIFIER_FORMAT, apply_input_scaling, make_classifier
 from .cli import ArgumentParser, positive_float, positive_int, resolve_device, run_main
@@ -53,12 +53,25 @@ class FinetuneRun:
 
 
 def run(cfg: FinetuneRun) -> tuple[Path, FinetuneResult]:
-    """Build, initialize and fine-tune the classifier; write checkpoint and metrics JSON last."""
+    """Build, initialize and fine-tune the classifier; write checkpoint and metrics JSON last.
+
+    Under ``torchrun`` the model trains with DistributedDataParallel, each rank on its shard of
+    the training set (see ``pretrain.distributed``); only rank 0 writes files and progress bars.
+    """
+    owns_group = not distributed.is_distributed()
+    try:
+        return _run(cfg)
+    finally:
+        if owns_group:
+            distributed.shutdown()
+
+
+def _run(cfg: FinetuneRun) -> tuple[Path, FinetuneResult]:
     name, _ = parse_scheme(cfg.init)
     out, metrics_path = cfg.output_path, cfg.metrics_path
     check_writable(out)
     check_writable(metrics_path)
-    device = resolve_device(cfg.device)
+    device = distributed.init_from_env(resolve_device(cfg.device))
     dataset = load_dataset(cfg.data, cfg.data_dir, cfg.val_size)
     if dataset.train.y is None:
         raise PretrainError(f"{cfg.data}: no labels (y); fine-tuning needs them")
@@ -75,7 +88,9 @@ def run(cfg: FinetuneRun) -> tuple[Path, FinetuneResult]:
     if info["input_scaling"] is not None:
         dataset = apply_input_scaling(dataset, info["input_scaling"], where=cfg.init.partition(":")[2])
     model = model.to(device)
-    result = finetune(model, dataset, cfg.finetune, progress=not cfg.quiet)
+    result = finetune(model, dataset, cfg.finetune, progress=distributed.is_main() and not cfg.quiet)
+    if not distributed.is_main():
+        return out, result
 
     run_info = {
         "init": cfg.init,

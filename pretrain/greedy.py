@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .data import batches
 from .errors import DivergenceError, PretrainError
 from .models import ACTIVATIONS, build_mlp
@@ -218,6 +219,7 @@ class GreedyPretrainer:
         if x.ndim != 2:
             raise PretrainError(f"training data must have shape (N, D), got {tuple(x.shape)}")
         codes = x.to(self.device)
+        (codes,) = distributed.shard(codes)  # under torchrun: this rank's rows only
         codes_val = None if x_val is None else x_val.to(self.device)
         for k in range(len(self.config.layers)):
             if k >= len(self.history_) or not self.history_[k].done:
@@ -232,27 +234,32 @@ class GreedyPretrainer:
         generator = torch.Generator(self.device).manual_seed(cfg.seed * 1_000_003 + k)
         if k == len(self.layers_):  # a fresh layer (not one being resumed)
             loss = cfg.loss
+            xr = distributed.global_range(x)  # x itself, or [min, max] over all ranks' shards
             if cfg.objective == "rbm":  # the visible unit type
-                loss = visible_units(cfg.visible if k == 0 else "auto", x, k)
+                loss = visible_units(cfg.visible if k == 0 else "auto", xr, k)
             elif loss == "auto":
-                in_unit = float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+                in_unit = float(xr.min()) >= 0.0 and float(xr.max()) <= 1.0
                 loss = "cross-entropy" if in_unit else "mse"
             elif loss == "cross-entropy":
-                _check_unit_interval(x, k)
+                _check_unit_interval(xr, k)
             activation = cfg.activations[k]
             layer = OBJECTIVES[cfg.objective](x.shape[1], cfg.layers[k], activation, cfg, loss, generator)
             layer.prepare(x)
             self.layers_.append(layer.to(self.device))
+            distributed.broadcast_module(layer)  # e.g. rank 0's input standardisation
             self.history_.append(LayerHistory(x.shape[1], cfg.layers[k], loss))
         layer, history = self.layers_[k], self.history_[k]
         layer.generator = generator
         optimizer = self._optimizer(layer)
+        distributed.average_grads_on_step(optimizer)  # under torchrun: all-reduce grads before each step
         if self._resume is not None:
             optimizer.load_state_dict(self._resume["optimizer"])
             generator.set_state(self._resume["generator"])
             self._resume = None
 
-        n_batches = math.ceil(x.shape[0] / cfg.batch_size)
+        batch_size = distributed.local_batch_size(cfg.batch_size)  # the global batch is cfg.batch_size
+        n_total = x.shape[0] * distributed.world_size()
+        n_batches = math.ceil(x.shape[0] / batch_size)
         start = len(history.train_loss)
         bar = tqdm(
             total=cfg.epochs * n_batches,
@@ -268,15 +275,15 @@ class GreedyPretrainer:
             t0 = time.perf_counter()
             layer.on_epoch_start(epoch, optimizer)
             total = torch.zeros((), device=self.device)
-            for i, idx in enumerate(batches(x.shape[0], cfg.batch_size, generator, self.device)):
+            for i, idx in enumerate(batches(x.shape[0], batch_size, generator, self.device)):
                 batch = x[idx]
                 total += layer.train_step(batch, optimizer) * batch.shape[0]
                 if i % 50 == 49:
-                    bar.set_postfix(loss=f"{total.item() / ((i + 1) * cfg.batch_size):.4g}", refresh=False)
+                    bar.set_postfix(loss=f"{total.item() / ((i + 1) * batch_size):.4g}", refresh=False)
                 bar.update(1)
             history.seconds += time.perf_counter() - t0
-            history.samples += x.shape[0]
-            train_loss = total.item() / x.shape[0]
+            history.samples += n_total
+            train_loss = distributed.all_reduce_sum(total).item() / n_total
             val_loss = float("nan") if x_val is None else self._mean_loss(layer, x_val)
             bad = [
                 f"{name} loss became {v}"

@@ -7,7 +7,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import figures
+from . import distributed, figures
 from .checkpoint import check_writable, load_checkpoint, save_atomic, stack_checkpoint
 from .cli import ArgumentParser, positive_float, positive_int, resolve_device, run_main
 from .data import NAMED, load_dataset
@@ -47,10 +47,24 @@ class StackRun:
 
 
 def run(cfg: StackRun) -> Path:
-    """Pretrain, save the checkpoint atomically, optionally write figures; return its path."""
+    """Pretrain, save the checkpoint atomically, optionally write figures; return its path.
+
+    Under ``torchrun`` every rank trains on its shard of the data (see ``pretrain.distributed``);
+    only rank 0 writes the resume file, the checkpoint, figures and progress bars.
+    """
+    owns_group = not distributed.is_distributed()
+    try:
+        return _run(cfg)
+    finally:
+        if owns_group:
+            distributed.shutdown()
+
+
+def _run(cfg: StackRun) -> Path:
     out, resume_path = cfg.output_path, cfg.resume_path
     check_writable(out)
-    device = resolve_device(cfg.device)
+    device = distributed.init_from_env(resolve_device(cfg.device))
+    main = distributed.is_main()
     run_args = {"data": cfg.data, "data_dir": cfg.data_dir, "val_size": cfg.val_size}
     if cfg.resume:
         if not resume_path.is_file():
@@ -70,16 +84,17 @@ def run(cfg: StackRun) -> Path:
     dataset = load_dataset(cfg.data, cfg.data_dir, cfg.val_size)
 
     def save_progress(p: GreedyPretrainer) -> None:
-        save_atomic({"state_dict": p.state_dict(), "metadata": {"run": run_args}}, resume_path)
+        if main:
+            save_atomic({"state_dict": p.state_dict(), "metadata": {"run": run_args}}, resume_path)
 
     created_resume = not resume_path.exists()
     new_dirs = [d for d in out.parents if not d.exists()]  # deepest first
     try:
-        pretrainer.fit(dataset.train.x, dataset.val.x, progress=not cfg.quiet, on_epoch=save_progress)
+        pretrainer.fit(dataset.train.x, dataset.val.x, progress=main and not cfg.quiet, on_epoch=save_progress)
     except PretrainError:  # e.g. divergence: leave nothing behind
-        if created_resume:
+        if created_resume and main:
             resume_path.unlink(missing_ok=True)
-        for d in new_dirs:
+        for d in new_dirs if main else []:
             if d.exists() and not any(d.iterdir()):
                 d.rmdir()
         raise
@@ -91,6 +106,8 @@ def run(cfg: StackRun) -> Path:
         "image_shape": list(dataset.image_shape or []),
         **run_args,
     }
+    if not main:
+        return out
     save_atomic(stack_checkpoint(pretrainer, data_info), out)
     resume_path.unlink(missing_ok=True)
     if cfg.figures:

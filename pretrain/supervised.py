@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .data import Dataset, Split, batches
 from .errors import DivergenceError, PretrainError
 
@@ -167,6 +168,9 @@ def finetune(
         subset_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + 1)
         idx = stratified_subset(dataset.train.y, config.labels, subset_gen).to(device)
         x, y = x[idx], y[idx]
+    n_total = x.shape[0]
+    x, y = distributed.shard(x, y)  # under torchrun: this rank's rows only
+    batch_size = distributed.local_batch_size(config.batch_size)  # the global batch is config.batch_size
     order_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + 2)
 
     params = list(model.parameters())
@@ -177,10 +181,11 @@ def finetune(
     else:
         opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(config))
+    net, net_frozen = model, None
 
-    result = FinetuneResult(n_train=x.shape[0], n_test=len(data.test))
+    result = FinetuneResult(n_train=n_total, n_test=len(data.test))
     best_val, best_state, since_best = math.inf, None, 0
-    n_batches = math.ceil(x.shape[0] / config.batch_size)
+    n_batches = math.ceil(x.shape[0] / batch_size)
     bar = tqdm(
         total=config.epochs * n_batches, disable=not progress, desc="fine-tune", unit="batch", dynamic_ncols=True
     )
@@ -190,11 +195,15 @@ def finetune(
             frozen = epoch < config.freeze_epochs
             for p, want in zip(params, trainable):
                 p.requires_grad_(want and (not frozen or id(p) in head_params))
+            if distributed.is_distributed() and frozen != net_frozen:
+                # DDP averages the gradients across ranks during backward; it syncs the parameters
+                # that require grad when built, so it is rebuilt when the head-only epochs end
+                net, net_frozen = distributed.ddp(model), frozen
             model.train()
             loss_sum = torch.zeros((), device=device)
             wrong = torch.zeros((), dtype=torch.long, device=device)
-            for i, idx in enumerate(batches(x.shape[0], config.batch_size, order_gen, device)):
-                logits = model(x[idx])
+            for i, idx in enumerate(batches(x.shape[0], batch_size, order_gen, device)):
+                logits = net(x[idx])
                 loss = F.cross_entropy(logits, y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -205,7 +214,7 @@ def finetune(
                     bar.set_postfix(loss=f"{loss.item():.4g}", refresh=False)
                 bar.update(1)
             scheduler.step()
-            train_loss = loss_sum.item() / x.shape[0]
+            train_loss = distributed.all_reduce_sum(loss_sum).item() / n_total
             if not math.isfinite(train_loss):
                 raise DivergenceError(
                     f"epoch {epoch + 1}: the training loss became {train_loss}; "
@@ -215,7 +224,7 @@ def finetune(
             val_err, _ = error_rate(model, data.val)
             test_err, _ = error_rate(model, data.test)
             result.train_loss.append(train_loss)
-            result.train_error.append(wrong.item() / x.shape[0])
+            result.train_error.append(distributed.all_reduce_sum(wrong).item() / n_total)
             result.val_error.append(val_err)
             result.test_error.append(test_err)
             result.epochs_run = epoch + 1
