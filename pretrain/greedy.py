@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -215,7 +216,12 @@ class GreedyPretrainer:
         """Train every layer not yet finished. ``x``: ``(N, D)``; ``x_val``: ``(M, D)`` or None.
 
         ``on_epoch(self)`` runs after every epoch (the CLI saves its resume file there).
+        Training runs with denormal floats flushed to zero (see ``denormals_flushed``).
         """
+        with denormals_flushed():
+            return self._fit(x, x_val, progress, on_epoch)
+
+    def _fit(self, x, x_val, progress, on_epoch) -> GreedyPretrainer:
         if x.ndim != 2:
             raise PretrainError(f"training data must have shape (N, D), got {tuple(x.shape)}")
         codes = x.to(self.device)
@@ -389,6 +395,21 @@ class GreedyPretrainer:
         if "optimizer" in state:
             self._resume = {"optimizer": state["optimizer"], "generator": state["generator"]}
         return self
+
+
+@contextmanager
+def denormals_flushed():
+    """Flush denormal floats to zero on the CPU inside the block, then restore the default.
+
+    Sigmoid codes of upper layers underflow into the denormal range, where x86 arithmetic is
+    slow: without this, a 256→256 layer on such codes trained 1.5× slower than the first layer.
+    Values below 1.2e-38 become 0, deterministically.
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 _HISTORY_FIELDS = ("n_in", "n_out", "loss", "train_loss", "val_loss", "seconds", "samples", "done", "diagnostics")

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .data import Dataset, Split, batches
 from .errors import DivergenceError, PretrainError
+from .greedy import denormals_flushed
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "exponential")
@@ -159,7 +160,13 @@ def finetune(
 
     Cross-entropy on the model's outputs (logits). Raises ``DivergenceError`` naming the epoch
     when the training loss becomes NaN or infinite, ``PretrainError`` for bad input.
+    Runs with denormal floats flushed to zero, as the greedy trainer does.
     """
+    with denormals_flushed():
+        return _finetune(model, dataset, config, progress)
+
+
+def _finetune(model: nn.Sequential, dataset: Dataset, config: FinetuneConfig, progress: bool) -> FinetuneResult:
     head, _ = _check(model, dataset)
     device = next(model.parameters()).device
     data = dataset.to(device)
