@@ -5,10 +5,10 @@
 For each layer shape and batch size it times ``AutoencoderLayer.train_step`` (the trainer's inner
 loop: forward, backward, optimizer step) on in-memory batches and reports the median samples/s of
 5 windows and the achieved GFLOP/s. Flops counted per sample for a tied autoencoder layer
-n_in→n_out: 5 GEMMs of 2·n_in·n_out
-(encode, decode, decoder input-gradient, decoder and encoder weight-gradients; the input needs no
-gradient). Element-wise work (activations, loss, optimizer) is not counted, so it only lowers the
-fraction. The peak is the best 2048² fp32 matmul rate, timed in alternation with the layer.
+n_in→n_out: 5 GEMMs of 2·n_in·n_out (encode, decode, decoder input-gradient, decoder and encoder
+weight-gradients; the input needs no gradient). Element-wise work (activations, loss, optimizer)
+is not counted, so it only lowers the fraction. The peak is the best 2048² fp32 matmul rate,
+timed in alternation with the layer.
 """
 
 from __future__ import annotations
