@@ -42,6 +42,30 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """``--data``, ``--data-dir`` and ``--val-size``, as ``pretrain.data.load_dataset`` takes them."""
+    from .data import NAMED
+
+    p.add_argument(
+        "--data",
+        default="mnist",
+        help=f"a named data set ({', '.join(NAMED)}) or a .npz/.pt file holding X (N, D) and optionally y",
+    )
+    p.add_argument("--data-dir", default="data", help="where named data sets are downloaded and cached")
+    p.add_argument(
+        "--val-size",
+        type=positive_float,
+        default=None,
+        help="training examples held out for validation: a count, or a fraction if < 1 "
+        "(default: 5000 for named data sets, 0.1 for files)",
+    )
+
+
+def val_size_arg(value: float | None) -> int | float | None:
+    """``--val-size`` as ``load_dataset`` wants it: a count as an int, a fraction as a float."""
+    return int(value) if value is not None and value >= 1 else value
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` means CUDA when available, else the CPU."""
     if name == "auto":

@@ -14,8 +14,16 @@ import torch
 from . import __version__, distributed
 from .checkpoint import check_writable, save_atomic
 from .classifier import CLASSIFIER_FORMAT, apply_input_scaling, make_classifier
-from .cli import ArgumentParser, positive_float, positive_int, resolve_device, run_main
-from .data import NAMED, load_dataset
+from .cli import (
+    ArgumentParser,
+    add_data_arguments,
+    positive_float,
+    positive_int,
+    resolve_device,
+    run_main,
+    val_size_arg,
+)
+from .data import load_dataset
 from .errors import PretrainError
 from .init import INIT_SCHEMES, parse_scheme
 from .models import ACTIVATIONS
@@ -182,17 +190,7 @@ def build_parser() -> ArgumentParser:
         default=None,
         help="hidden activation (default: the checkpoint's with pretrained:PATH, else sigmoid)",
     )
-    p.add_argument(
-        "--data", default="mnist", help=f"a named data set ({', '.join(NAMED)}) or a .npz/.pt file with X, y"
-    )
-    p.add_argument("--data-dir", default="data", help="where named data sets are downloaded and cached")
-    p.add_argument(
-        "--val-size",
-        type=positive_float,
-        default=None,
-        help="training examples held out for validation and early stopping: a count, or a fraction if < 1 "
-        "(default: 5000 for named data sets, 0.1 for files)",
-    )
+    add_data_arguments(p)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="sgd (with momentum) or adam")
     p.add_argument("--lr", type=positive_float, default=0.1, help="learning rate")
     p.add_argument("--momentum", type=float, default=0.9, help="momentum (sgd only)")
@@ -251,7 +249,7 @@ def parse_args(argv: list[str] | None = None) -> FinetuneRun:
         labels=a.labels,
         seed=a.seed,
     )
-    val = int(a.val_size) if a.val_size is not None and a.val_size >= 1 else a.val_size
+    val = val_size_arg(a.val_size)
     parse_scheme(a.init)  # an unknown init fails before any data is loaded
     return FinetuneRun(
         a.init, a.layers, a.activation, config, a.data, a.data_dir, val, a.output, a.metrics, a.device, a.quiet

@@ -9,8 +9,16 @@ from pathlib import Path
 
 from . import distributed, figures
 from .checkpoint import check_writable, load_checkpoint, save_atomic, stack_checkpoint
-from .cli import ArgumentParser, positive_float, positive_int, resolve_device, run_main
-from .data import NAMED, load_dataset
+from .cli import (
+    ArgumentParser,
+    add_data_arguments,
+    positive_float,
+    positive_int,
+    resolve_device,
+    run_main,
+    val_size_arg,
+)
+from .data import load_dataset
 from .errors import PretrainError
 from .greedy import OBJECTIVES, OPTIMIZERS, GreedyConfig, GreedyPretrainer
 from .models import ACTIVATIONS
@@ -162,19 +170,7 @@ def build_parser() -> ArgumentParser:
         metavar="N",
         help="hidden layer sizes, bottom first, e.g. 500 250 100",
     )
-    p.add_argument(
-        "--data",
-        default="mnist",
-        help=f"a named data set ({', '.join(NAMED)}) or a .npz/.pt file holding X (N, D) and optionally y",
-    )
-    p.add_argument("--data-dir", default="data", help="where named data sets are downloaded and cached")
-    p.add_argument(
-        "--val-size",
-        type=positive_float,
-        default=None,
-        help="training examples held out for validation: a count, or a fraction if < 1 "
-        "(default: 5000 for named data sets, 0.1 for files)",
-    )
+    add_data_arguments(p)
     p.add_argument("--objective", choices=list(OBJECTIVES), default="autoencoder", help="layer objective")
     p.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid", help="hidden activation")
     p.add_argument(
@@ -322,7 +318,7 @@ def stack_run_from_args(a: argparse.Namespace) -> StackRun:
         final_momentum=a.final_momentum,
         momentum_epochs=a.momentum_epochs,
     )
-    val = int(a.val_size) if a.val_size is not None and a.val_size >= 1 else a.val_size
+    val = val_size_arg(a.val_size)
     return StackRun(greedy, a.data, a.data_dir, val, a.output, a.device, a.resume, a.figures, a.quiet)
 
 
