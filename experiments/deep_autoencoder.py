@@ -31,7 +31,7 @@ from pretrain.data import load_dataset
 from pretrain.greedy import OBJECTIVES, GreedyConfig, GreedyPretrainer
 from pretrain.unroll import (
     PCA,
-    FinetuneConfig,
+    AutoencoderFinetuneConfig,
     Finetuner,
     mirrored_activations,
     random_autoencoder,
@@ -73,7 +73,7 @@ def deep_run(data, objective: str | None, layers: list[int], args, finetune_epoc
         out["pretrain_layer_seconds"] = [h.seconds for h in stack.history_]
         model = unroll(stack)
         out["test_error_before_finetuning"] = squared_error_per_image(x_test, model.reconstruct(x_test))
-    ft = FinetuneConfig(epochs=finetune_epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    ft = AutoencoderFinetuneConfig(epochs=finetune_epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     tuner = Finetuner(model, ft).fit(x, x_val, progress=progress, desc=f"fine-tune {out['objective']}")
     out["finetune_epochs"] = finetune_epochs
     out["finetune_seconds"] = tuner.history.seconds

@@ -24,7 +24,7 @@ from .greedy import OPTIMIZERS
 from .objectives import LOSSES
 from .unroll import (
     PCA,
-    FinetuneConfig,
+    AutoencoderFinetuneConfig,
     Finetuner,
     autoencoder_checkpoint,
     mirrored_activations,
@@ -41,7 +41,7 @@ class AutoencoderRun:
     """One ``pretrain.autoencoder`` run: the pretraining run, fine-tuning, and where to start from."""
 
     stack: stack.StackRun
-    finetune: FinetuneConfig
+    finetune: AutoencoderFinetuneConfig
     init: str = "pretrained"
     stack_checkpoint: str | None = None  # unroll this stack instead of pretraining one
 
@@ -212,7 +212,7 @@ def build_parser() -> ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> AutoencoderRun:
     a = stack.apply_preset(build_parser(), argv).parse_args(argv)
-    finetune = FinetuneConfig(
+    finetune = AutoencoderFinetuneConfig(
         epochs=a.finetune_epochs,
         batch_size=a.finetune_batch_size,
         lr=a.finetune_lr,

@@ -22,7 +22,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from torch.torch_version import TorchVersion
 
 from . import __version__
 from .errors import PretrainError
@@ -112,9 +111,7 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise PretrainError(f"checkpoint not found: {path}")
     try:
-        # TorchVersion is a plain str subclass that early checkpoints stored in metadata["versions"].
-        with torch.serialization.safe_globals([TorchVersion]):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a checkpoint, or an unsafe pickle
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise PretrainError(f"cannot load checkpoint {path}: {first}") from None

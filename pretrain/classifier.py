@@ -86,10 +86,6 @@ def hidden_layers(model: nn.Module) -> list[tuple[str, nn.Linear, str]]:
     return layer_structure(model)[0]
 
 
-def hidden_layer_count(model: nn.Module) -> int:
-    return len(hidden_layers(model))
-
-
 def checkpoint_layers(ckpt: dict) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
     """The checkpoint's ``(weight, bias)`` per layer, ordered by the integer key prefix.
 

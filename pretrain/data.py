@@ -204,13 +204,6 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def check_range(x: torch.Tensor, what: str, low: float = 0.0, high: float = 1.0) -> None:
-    """Raise a ``PretrainError`` unless every value of ``x`` lies in ``[low, high]``."""
-    lo, hi = float(x.min()), float(x.max())
-    if lo < low or hi > high:
-        raise PretrainError(f"{what} has values in [{lo:.3g}, {hi:.3g}], outside [{low:g}, {high:g}]")
-
-
 def batches(n: int, batch_size: int, generator: torch.Generator | None = None, device=None):
     """Yield index tensors covering ``range(n)`` in batches, shuffled when given a generator."""
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)

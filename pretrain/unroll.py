@@ -203,7 +203,7 @@ def mirrored_activations(activations: list[str], output: str = "sigmoid") -> lis
 
 # ------------------------------------------------------------------------------ fine-tuning
 @dataclass
-class FinetuneConfig:
+class AutoencoderFinetuneConfig:
     """Every hyperparameter of end-to-end fine-tuning (saved in the checkpoint).
 
     ``loss``: ``cross-entropy`` on pixels (inputs in [0, 1], sigmoid output) or ``mse``.
@@ -254,11 +254,11 @@ class FinetuneHistory:
 class Finetuner:
     """Train a ``DeepAutoencoder`` end to end to reconstruct its input.
 
-    >>> tuner = Finetuner(unroll(pretrainer), FinetuneConfig(epochs=20)).fit(x_train, x_val)
+    >>> tuner = Finetuner(unroll(pretrainer), AutoencoderFinetuneConfig(epochs=20)).fit(x_train, x_val)
     >>> squared_error_per_image(x_test, tuner.model.reconstruct(x_test))
     """
 
-    def __init__(self, model: DeepAutoencoder, config: FinetuneConfig, device: torch.device | str = "cpu"):
+    def __init__(self, model: DeepAutoencoder, config: AutoencoderFinetuneConfig, device: torch.device | str = "cpu"):
         self.config = config
         self.device = torch.device(device)
         self.model = model.to(self.device)
@@ -375,7 +375,7 @@ class Finetuner:
     @classmethod
     def from_state_dict(cls, state: dict, device: torch.device | str = "cpu") -> Finetuner:
         model = DeepAutoencoder.from_state(state["spec"], state["encoder"], state["decoder"])
-        self = cls(model, FinetuneConfig(**state["config"]), device)
+        self = cls(model, AutoencoderFinetuneConfig(**state["config"]), device)
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.history = FinetuneHistory(**state["history"])

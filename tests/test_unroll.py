@@ -11,8 +11,8 @@ from pretrain.errors import PretrainError
 from pretrain.greedy import GreedyConfig, GreedyPretrainer
 from pretrain.unroll import (
     PCA,
+    AutoencoderFinetuneConfig,
     DeepAutoencoder,
-    FinetuneConfig,
     Finetuner,
     build_sequential,
     mirrored_activations,
@@ -101,7 +101,7 @@ def test_linear_autoencoder_reaches_pca_error_on_a_linear_subspace():
     assert pca_error == pytest.approx(1.0**2 + 0.5**2, rel=0.15)  # the two discarded variances
 
     model = random_autoencoder([d, 6, code], ["linear", "linear"], ["linear", "linear"], g)
-    cfg = FinetuneConfig(epochs=40, batch_size=50, lr=1e-2, loss="mse", seed=0)
+    cfg = AutoencoderFinetuneConfig(epochs=40, batch_size=50, lr=1e-2, loss="mse", seed=0)
     tuner = Finetuner(model, cfg).fit(x)
     ae_error = squared_error_per_image(x, tuner.model.reconstruct(x))
     assert pca_error <= ae_error * 1.001  # PCA is optimal among rank-2 linear reconstructions
@@ -112,7 +112,7 @@ def test_finetuning_lowers_the_error_and_is_deterministic():
     x = _pixels(256)
     stack = _stack(x, top_activation="linear")
     before = squared_error_per_image(x, unroll(stack).reconstruct(x))
-    cfg = FinetuneConfig(epochs=5, batch_size=32, lr=3e-3, seed=3)
+    cfg = AutoencoderFinetuneConfig(epochs=5, batch_size=32, lr=3e-3, seed=3)
     a = Finetuner(unroll(stack), cfg).fit(x, x[:64])
     b = Finetuner(unroll(stack), cfg).fit(x, x[:64])
     after = squared_error_per_image(x, a.model.reconstruct(x))
@@ -125,7 +125,7 @@ def test_finetuner_resume_matches_an_uninterrupted_run():
     x = _pixels(128)
     model = random_autoencoder([16, 8, 3], ["sigmoid", "linear"], mirrored_activations(["sigmoid", "linear"]))
     state0 = {k: v.clone() for k, v in model.state_dict().items()}
-    cfg = FinetuneConfig(epochs=4, batch_size=32, optimizer="sgd", lr=0.1, seed=1)
+    cfg = AutoencoderFinetuneConfig(epochs=4, batch_size=32, optimizer="sgd", lr=0.1, seed=1)
     full = Finetuner(model, cfg).fit(x)
 
     fresh = random_autoencoder([16, 8, 3], ["sigmoid", "linear"], ["sigmoid", "sigmoid"])
@@ -147,12 +147,12 @@ def test_finetuner_resume_matches_an_uninterrupted_run():
 def test_cross_entropy_needs_a_sigmoid_output_and_unit_data():
     model = random_autoencoder([4, 2], ["linear"], ["linear"])
     with pytest.raises(PretrainError, match="sigmoid output"):
-        Finetuner(model, FinetuneConfig(epochs=1)).fit(torch.rand(8, 4))
+        Finetuner(model, AutoencoderFinetuneConfig(epochs=1)).fit(torch.rand(8, 4))
     model = random_autoencoder([4, 2], ["linear"], ["sigmoid"])
     with pytest.raises(PretrainError, match=r"\[0, 1\]"):
-        Finetuner(model, FinetuneConfig(epochs=1)).fit(torch.randn(8, 4))
+        Finetuner(model, AutoencoderFinetuneConfig(epochs=1)).fit(torch.randn(8, 4))
     with pytest.raises(PretrainError, match="unknown loss"):
-        FinetuneConfig(loss="hinge")
+        AutoencoderFinetuneConfig(loss="hinge")
 
 
 def test_pca_metric_and_shapes():
