@@ -31,12 +31,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from experiments.common import results_dir, write_json  # noqa: E402
+from experiments.common import results_dir  # noqa: E402
+from pretrain.checkpoint import write_json  # noqa: E402
 from pretrain.cli import ArgumentParser, positive_int, run_main  # noqa: E402
 from pretrain.diagnostics import Report, diagnose, health_warnings  # noqa: E402
 from pretrain.greedy import GreedyConfig, GreedyPretrainer  # noqa: E402
 from pretrain.init import initialize  # noqa: E402
-from pretrain.models import build_mlp  # noqa: E402
+from pretrain.mlp import build_mlp  # noqa: E402
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu")
 INITS = ("small-normal", "large-normal", "xavier-uniform", "he-normal")

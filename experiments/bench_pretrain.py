@@ -19,9 +19,10 @@ import time
 
 import torch
 
-from experiments.common import gemm_peak_gflops, results_dir, write_json
+from experiments.common import gemm_peak_gflops, results_dir
+from pretrain.checkpoint import write_json
 from pretrain.greedy import GreedyConfig, GreedyPretrainer
-from pretrain.objectives import AutoencoderLayer
+from pretrain.layers import AutoencoderLayer
 
 SHAPES = [(784, 500), (500, 250), (250, 100), (784, 1000)]
 

@@ -25,10 +25,11 @@ import time
 
 import torch
 
-from experiments.common import gemm_peak_gflops, results_dir, write_json
+from experiments.common import gemm_peak_gflops, results_dir
+from pretrain.checkpoint import write_json
 from pretrain.data import load_dataset
 from pretrain.greedy import GreedyConfig, GreedyPretrainer
-from pretrain.rbm import HINTON2006, RBMLayer
+from pretrain.layers.rbm import HINTON2006, RBMLayer
 
 
 def mnist_60k(data_dir: str) -> torch.Tensor:
@@ -37,7 +38,7 @@ def mnist_60k(data_dir: str) -> torch.Tensor:
 
 
 def time_layer(x: torch.Tensor, hidden: int, batch: int, seed: int) -> float:
-    cfg = GreedyConfig(layers=[hidden], **{**HINTON2006, "batch_size": batch})
+    cfg = GreedyConfig.from_flat({"layers": [hidden], **HINTON2006, "batch_size": batch})
     g = torch.Generator().manual_seed(seed)
     layer = RBMLayer(x.shape[1], hidden, init_std=0.1, generator=g)
     opt = GreedyPretrainer(cfg)._optimizer(layer)
@@ -52,7 +53,7 @@ def time_layer(x: torch.Tensor, hidden: int, batch: int, seed: int) -> float:
 
 
 def time_trainer(x: torch.Tensor, hidden: int, batch: int, seed: int) -> float:
-    cfg = GreedyConfig(layers=[hidden], epochs=1, seed=seed, **{**HINTON2006, "batch_size": batch})
+    cfg = GreedyConfig.from_flat({"layers": [hidden], "epochs": 1, "seed": seed, **HINTON2006, "batch_size": batch})
     p = GreedyPretrainer(cfg).fit(x)
     return p.history_[0].seconds
 

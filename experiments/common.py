@@ -1,8 +1,7 @@
-"""Helpers shared by the benchmark scripts: the machine's matmul peak and result files."""
+"""Helpers shared by the benchmark scripts: the machine's matmul peak and result folders."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -36,9 +35,3 @@ def results_dir(root: str | Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError(f"no free results folder under {root}")
-
-
-def write_json(path: str | Path, obj: dict) -> Path:
-    path = Path(path)
-    path.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    return path

@@ -26,10 +26,9 @@ from pathlib import Path
 import matplotlib
 import torch
 
-from experiments.common import write_json
+from pretrain.checkpoint import write_json
 from pretrain.data import load_dataset
-from pretrain.greedy import OBJECTIVES, GreedyConfig, GreedyPretrainer
-from pretrain.unroll import (
+from pretrain.deep_autoencoder import (
     PCA,
     AutoencoderFinetuneConfig,
     Finetuner,
@@ -38,6 +37,8 @@ from pretrain.unroll import (
     squared_error_per_image,
     unroll,
 )
+from pretrain.greedy import GreedyConfig, GreedyPretrainer
+from pretrain.layers import OBJECTIVES
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -49,9 +50,11 @@ HERE = Path(__file__).resolve().parent
 def pretrain_config(objective: str, layers: list[int], epochs: int, seed: int) -> GreedyConfig:
     """Greedy config of one objective; ``rbm`` uses Hinton & Salakhutdinov's own recipe."""
     if objective == "rbm":
-        from pretrain.rbm import HINTON2006
+        from pretrain.layers.rbm import HINTON2006
 
-        return GreedyConfig(layers=layers, top_activation="linear", epochs=epochs, seed=seed, **HINTON2006)
+        return GreedyConfig.from_flat(
+            {"layers": layers, "top_activation": "linear", "epochs": epochs, "seed": seed, **HINTON2006}
+        )
     return GreedyConfig(layers=layers, objective=objective, top_activation="linear", epochs=epochs, seed=seed)
 
 

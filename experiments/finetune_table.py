@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from experiments.common import write_json
-from pretrain.classifier import apply_input_scaling, make_classifier
-from pretrain.data import load_dataset
+from pretrain.checkpoint import write_json
+from pretrain.data import apply_input_scaling, load_dataset
 from pretrain.errors import DivergenceError
-from pretrain.supervised import FinetuneConfig, finetune
+from pretrain.finetuning import FinetuneConfig, finetune
+from pretrain.init import make_classifier
 
 BASELINES = ("xavier-uniform", "he-normal", "torch-default")
 

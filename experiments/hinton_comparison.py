@@ -29,12 +29,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from experiments.common import results_dir, write_json
+from experiments.common import results_dir
 from experiments.stats import confidence_interval, mean_std, paired_difference
+from pretrain.checkpoint import write_json
 from pretrain.cli import ArgumentParser, positive_float, positive_int, run_main
 from pretrain.data import Dataset, load_dataset
 from pretrain.errors import DivergenceError, PretrainError
-from pretrain.models import build_mlp
+from pretrain.mlp import build_mlp
 
 PRETRAINED_ARMS = ("autoencoder", "denoising", "rbm")
 PLAIN_ARMS = ("xavier-uniform", "he-normal", "lecun-normal", "orthogonal", "lsuv", "torch-default")
@@ -178,8 +179,8 @@ def pretrain_stack(p: Protocol, objective: str, seed: int, dataset: Dataset) -> 
         settings.update(objective=objective, lr=p.pretrain_lr, batch_size=p.pretrain_batch_size)
         if objective == "denoising":
             settings.update(noise="mask", noise_level=p.noise_level)
-    config = GreedyConfig(**settings)
-    key = _digest([asdict(config), _fingerprint(dataset)])
+    config = GreedyConfig.from_flat(settings)
+    key = _digest([config.to_dict(), _fingerprint(dataset)])
     cached = Path(p.cache) / f"stack-{objective}-{key}.pt" if p.cache else None
     if cached is not None and cached.is_file():
         saved = load_checkpoint(cached)
@@ -189,7 +190,7 @@ def pretrain_stack(p: Protocol, objective: str, seed: int, dataset: Dataset) -> 
     seconds = time.perf_counter() - t0
     record = {
         "seconds": seconds,
-        "config": asdict(config),
+        "config": config.to_dict(),
         "key": key,
         "train_loss": [h.train_loss for h in pretrainer.history_],
         "val_loss": [h.val_loss for h in pretrainer.history_],
@@ -210,16 +211,11 @@ def _fingerprint(dataset: Dataset) -> list:
 
 def rbm_settings(preset: str) -> dict:
     """``GreedyConfig`` fields of the named RBM preset (e.g. ``hinton2006``), ``objective="rbm"`` included."""
-    from pretrain import greedy
+    from pretrain.layers.rbm import PRESETS
 
-    presets = getattr(greedy, "PRESETS", None)
-    if presets is None:
-        from pretrain import rbm  # the RBM issue keeps its presets next to the objective
-
-        presets = getattr(rbm, "PRESETS", {})
-    if preset not in presets:
-        raise PretrainError(f"unknown RBM preset {preset!r}; choose from {', '.join(presets) or '(none)'}")
-    return {"objective": "rbm", **presets[preset]}
+    if preset not in PRESETS:
+        raise PretrainError(f"unknown RBM preset {preset!r}; choose from {', '.join(PRESETS)}")
+    return {"objective": "rbm", **PRESETS[preset]}
 
 
 def build_start(p: Protocol, arm: str, seed: int, dataset: Dataset, stacks: dict) -> nn.Sequential:
@@ -241,7 +237,7 @@ def build_start(p: Protocol, arm: str, seed: int, dataset: Dataset, stacks: dict
 # ------------------------------------------------------------------------ fine-tuning
 def finetune_run(p: Protocol, model: nn.Module, dataset: Dataset, lr: float, seed: int, labels: int | None) -> dict:
     """Fine-tune ``model`` once; per-epoch curves and final numbers in percent, or ``diverged``."""
-    from pretrain.supervised import FinetuneConfig, finetune
+    from pretrain.finetuning import FinetuneConfig, finetune
 
     config = FinetuneConfig(
         optimizer=p.optimizer,

@@ -27,12 +27,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from experiments.common import results_dir, write_json  # noqa: E402
+from experiments.common import results_dir  # noqa: E402
+from pretrain.checkpoint import write_json  # noqa: E402
 from pretrain.cli import ArgumentParser, positive_float, positive_int, run_main  # noqa: E402
 from pretrain.data import load_dataset  # noqa: E402
 from pretrain.diagnostics import hidden_layers, row_spread  # noqa: E402
 from pretrain.init import initialize  # noqa: E402
-from pretrain.models import ACTIVATIONS, build_mlp  # noqa: E402
+from pretrain.mlp import ACTIVATIONS, build_mlp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 SYMMETRIC = ("zeros", "constant:0.01", "constant:0.05")
@@ -47,11 +48,11 @@ def accuracy(model, x, y, chunk: int = 5000) -> float:
 
 
 def spreads(model) -> list[float]:
-    return [row_spread(linear) for linear, _, _ in hidden_layers(model)]
+    return [row_spread(layer.linear) for layer in hidden_layers(model)]
 
 
 def scales(model) -> list[float]:
-    return [float(linear.weight.detach().abs().max()) for linear, _, _ in hidden_layers(model)]
+    return [float(layer.linear.weight.detach().abs().max()) for layer in hidden_layers(model)]
 
 
 def train(model, ds, steps: int, lr: float, batch_size: int, seed: int, every: int, quiet: bool, label: str) -> dict:

@@ -29,11 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from experiments.common import gemm_peak_gflops, results_dir, write_json
+from experiments.common import gemm_peak_gflops, results_dir
+from pretrain.checkpoint import write_json
 from pretrain.data import Dataset, Split
+from pretrain.finetuning import FinetuneConfig, finetune
 from pretrain.greedy import GreedyConfig, GreedyPretrainer
-from pretrain.models import build_mlp
-from pretrain.supervised import FinetuneConfig, finetune
+from pretrain.mlp import build_mlp
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSIFIER = [784, 500, 250, 100, 10]

@@ -19,10 +19,7 @@ from . import stack
 from .checkpoint import check_writable, load_checkpoint, save_atomic
 from .cli import ArgumentParser, positive_float, positive_int, resolve_device, run_main
 from .data import load_dataset
-from .errors import PretrainError
-from .greedy import OPTIMIZERS
-from .objectives import LOSSES
-from .unroll import (
+from .deep_autoencoder import (
     PCA,
     AutoencoderFinetuneConfig,
     Finetuner,
@@ -32,6 +29,9 @@ from .unroll import (
     squared_error_per_image,
     unroll,
 )
+from .errors import PretrainError
+from .layers.autoencoder import LOSSES
+from .training import OPTIMIZERS
 
 INITS = ("pretrained", "random")
 

@@ -1,4 +1,4 @@
-"""The checkpoint format: one ``torch.save`` file per stack, atomic to write, safe to read.
+"""Files written and read safely: the one atomic writer (checkpoints, JSON, results) and the checkpoint reader.
 
 A stack checkpoint is a dict of plain types and tensors, readable with
 ``torch.load(path, weights_only=True)``:
@@ -16,66 +16,31 @@ A stack checkpoint is a dict of plain types and tensors, readable with
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
-from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
-from . import __version__
 from .errors import PretrainError
-from .greedy import GreedyPretrainer
-
-FORMAT = "pretrain.stack/1"
 
 
-def stack_checkpoint(pretrainer: GreedyPretrainer, data: dict) -> dict:
-    """The exported checkpoint dict of a fitted stack. ``data``: name, scaling, image shape."""
-    cfg = pretrainer.config
-    histories = [
-        {
-            "n_in": h.n_in,
-            "n_out": h.n_out,
-            "loss": h.loss,
-            "train_loss": list(h.train_loss),
-            "val_loss": list(h.val_loss),
-            "seconds": h.seconds,
-            "samples_per_s": h.samples_per_s,
-            "diagnostics": [dict(d) for d in h.diagnostics],
-        }
-        for h in pretrainer.history_
-    ]
-    return {
-        "state_dict": pretrainer.state_dict_sequential(),
-        "decoders": [layer.decoder_state() for layer in pretrainer.layers_],
-        "metadata": {
-            "format": FORMAT,
-            "sizes": [pretrainer.history_[0].n_in, *cfg.layers],
-            "activation": cfg.activation,
-            "activations": cfg.activations,
-            "objective": cfg.objective,
-            "config": asdict(cfg),
-            "seed": cfg.seed,
-            "data": dict(data),
-            "input_scaling": dict(data.get("scaling", {"divide_by": 1.0})),
-            "layers": histories,
-            "versions": {"torch": str(torch.__version__), "pretrain": __version__},
-        },
-    }
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
-
-def save_atomic(obj: dict, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``.
-
-    A run killed mid-write leaves the old file (or none), never a truncated one.
+    A run killed mid-write leaves the old file (or none), never a truncated one. Every file
+    this project writes goes through here.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
@@ -86,6 +51,27 @@ def save_atomic(obj: dict, path: str | Path) -> Path:
     return path
 
 
+def save_atomic(obj: dict, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (see ``atomic_write``)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def write_json(path: str | Path, obj) -> Path:
+    """``obj`` as indented JSON at ``path``, atomically; NaN and infinities are written as null."""
+    text = json.dumps(_finite(obj), indent=2, default=str) + "\n"
+    return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def _finite(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -93,16 +79,27 @@ def _umask() -> int:
 
 
 def check_writable(path: str | Path) -> None:
-    """Raise ``PretrainError`` unless a file can be created at ``path`` (nothing is left behind)."""
+    """Raise ``PretrainError`` unless a file can be created at ``path``; nothing is left behind.
+
+    Tries it for real (creating missing folders and a temporary file, then removing both), since
+    permission bits say nothing about read-only or virtual file systems, or to root.
+    """
     path = Path(path)
     if path.is_dir():
-        raise PretrainError(f"output path {path} is a directory; give a file name such as {path}/stack.pt")
-    parent = path.parent
-    existing = parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise PretrainError(f"cannot write the output file {path}: {existing} is not a writable directory")
+        raise PretrainError(f"output path {path} is a directory; give a file name such as {path}/out.pt")
+    created: list[Path] = []
+    try:
+        for d in reversed(path.parents):
+            if not d.exists():
+                d.mkdir()
+                created.append(d)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as err:
+        raise PretrainError(f"cannot write the output file {path}: {err.strerror or err}") from None
+    finally:
+        for d in reversed(created):
+            d.rmdir()
 
 
 def load_checkpoint(path: str | Path) -> dict:

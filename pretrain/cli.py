@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import torch
 
+from .data import NAMED
 from .errors import PretrainError
 
 
@@ -44,8 +45,6 @@ def positive_float(text: str) -> float:
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     """``--data``, ``--data-dir`` and ``--val-size``, as ``pretrain.data.load_dataset`` takes them."""
-    from .data import NAMED
-
     p.add_argument(
         "--data",
         default="mnist",

@@ -12,6 +12,7 @@ shape ``(N,)``. Integer ``X`` is read as 8-bit pixels and divided by 255.
 from __future__ import annotations
 
 import importlib.util
+import math
 import struct
 import sys
 from dataclasses import dataclass, field
@@ -209,3 +210,56 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None = None, d
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     order = order.to(device) if device is not None else order
     yield from order.split(batch_size)
+
+
+# Keys of a checkpoint's ``metadata["input_scaling"]`` this version understands; any other key is refused.
+SCALING_KEYS = ("divide_by", "mean", "std")
+
+
+def check_input_scaling(input_scaling: dict, data_scaling: dict, n_features: int, where: str = "checkpoint") -> None:
+    """Refuse data scaled differently from what the checkpoint was trained on.
+
+    ``input_scaling``: the checkpoint's ``{"divide_by": 255.0}``, optionally with per-feature
+    ``"mean"``/``"std"`` lists (a standardisation applied after dividing). ``data_scaling``: the
+    data set's ``{"divide_by": ...}``. Unknown keys are refused, never ignored.
+    """
+    if not isinstance(input_scaling, dict):
+        raise PretrainError(f"{where}: input_scaling must be a mapping, got {type(input_scaling).__name__}")
+    unknown = sorted(set(input_scaling) - set(SCALING_KEYS))
+    if unknown:
+        raise PretrainError(
+            f"{where}: unknown input scaling {', '.join(map(repr, unknown))}; "
+            f"this version knows {', '.join(SCALING_KEYS)}"
+        )
+    want = float(input_scaling.get("divide_by", 1.0))
+    have = float(data_scaling.get("divide_by", 1.0))
+    if not math.isclose(want, have):
+        raise PretrainError(
+            f"{where} was pretrained on raw values divided by {want:g}, but this data is divided by {have:g}"
+        )
+    if ("mean" in input_scaling) != ("std" in input_scaling):
+        raise PretrainError(f"{where}: input scaling needs both mean and std, or neither")
+    for key in ("mean", "std"):
+        if key in input_scaling:
+            values = torch.as_tensor(input_scaling[key], dtype=torch.float32)
+            if values.ndim > 1 or (values.ndim == 1 and values.numel() != n_features):
+                raise PretrainError(f"{where}: input scaling {key} has {values.numel()} values, the data {n_features}")
+            if key == "std" and not bool((values > 0).all()):
+                raise PretrainError(f"{where}: input scaling std must be positive")
+
+
+def apply_input_scaling(dataset: Dataset, input_scaling: dict, where: str = "checkpoint") -> Dataset:
+    """``dataset`` as the checkpoint expects it: checked, then standardised if it carries mean/std."""
+    check_input_scaling(input_scaling, dataset.scaling, dataset.n_features, where)
+    if "mean" not in input_scaling:
+        return dataset
+    mean = torch.as_tensor(input_scaling["mean"], dtype=torch.float32)
+    std = torch.as_tensor(input_scaling["std"], dtype=torch.float32)
+
+    def scale(s: Split) -> Split:
+        return Split((s.x - mean.to(s.x.device)) / std.to(s.x.device), s.y)
+
+    scaling = {**dataset.scaling, "mean": input_scaling["mean"], "std": input_scaling["std"]}
+    return Dataset(
+        dataset.name, scale(dataset.train), scale(dataset.val), scale(dataset.test), scaling, dataset.image_shape
+    )

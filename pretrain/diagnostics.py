@@ -28,22 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import PretrainError
+from .mlp import Layer, mlp_layers
 
 SATURATION = 0.99  # |tanh| above this, or sigmoid outside [1 - this, this], counts as saturated
 HIST_BINS = 50
-
-_ACTIVATION_NAMES: dict[type[nn.Module], str] = {
-    nn.Sigmoid: "sigmoid",
-    nn.Tanh: "tanh",
-    nn.ReLU: "relu",
-    nn.Identity: "linear",
-    nn.LeakyReLU: "leaky-relu",
-    nn.ELU: "elu",
-    nn.GELU: "gelu",
-    nn.SiLU: "silu",
-    nn.Softplus: "softplus",
-    nn.Hardtanh: "hardtanh",
-}
 
 
 @dataclass
@@ -116,45 +104,12 @@ def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.3g}"
 
 
-def activation_name(module: nn.Module) -> str | None:
-    """``tanh``, ``sigmoid``, ``relu``, ... for an activation module; ``None`` for anything else."""
-    for cls, name in _ACTIVATION_NAMES.items():
-        if type(module) is cls:
-            return name
-    return None
-
-
-def hidden_layers(model: nn.Module) -> list[tuple[nn.Linear, nn.Module, str]]:
-    """``(linear, activation_module, activation_name)`` of every hidden layer, bottom first.
-
-    Raises ``PretrainError`` for a model with no ``nn.Linear`` followed by an activation, or with
-    modules this MLP walk does not understand between them (convolutions, normalisation, ...).
-    """
-    leaves = [m for m in model.modules() if not list(m.children())]
-    layers, pending = [], None
-    for m in leaves:
-        if isinstance(m, nn.Linear):
-            if pending is not None:  # Linear, Linear: the first had no activation (a linear layer)
-                raise PretrainError("two nn.Linear layers in a row: diagnostics need Linear, activation pairs")
-            pending = m
-        elif (name := activation_name(m)) is not None:
-            if pending is None:
-                raise PretrainError(f"activation {type(m).__name__} does not follow an nn.Linear")
-            layers.append((pending, m, name))
-            pending = None
-        elif isinstance(m, (nn.Dropout, nn.Flatten)):
-            continue
-        else:
-            raise PretrainError(f"diagnostics support plain MLPs (Linear, activation, ...), found {type(m).__name__}")
+def hidden_layers(model: nn.Module) -> list[Layer]:
+    """The hidden layers of ``model`` (see ``pretrain.mlp.mlp_layers``); at least one, or ``PretrainError``."""
+    layers, _ = mlp_layers(model)
     if not layers:
         raise PretrainError("the model has no hidden layer (an nn.Linear followed by an activation)")
     return layers
-
-
-def _has_head(model: nn.Module) -> bool:
-    """Whether the model ends in an ``nn.Linear`` with no activation after it (a classifier head)."""
-    leaves = [m for m in model.modules() if not list(m.children()) and not isinstance(m, (nn.Dropout, nn.Flatten))]
-    return bool(leaves) and isinstance(leaves[-1], nn.Linear)
 
 
 def row_spread(linear: nn.Linear) -> float:
@@ -207,9 +162,9 @@ def diagnose(
             callable ``loss(output, y) -> scalar``, or ``None`` for forward statistics only.
     """
     layers = hidden_layers(model)
-    if x.ndim != 2 or x.shape[1] != layers[0][0].in_features:
+    if x.ndim != 2 or x.shape[1] != layers[0].linear.in_features:
         raise PretrainError(
-            f"data of shape {tuple(x.shape)} does not fit a model with {layers[0][0].in_features} inputs"
+            f"data of shape {tuple(x.shape)} does not fit a model with {layers[0].linear.in_features} inputs"
         )
     if x.shape[0] < 2:
         raise PretrainError("diagnostics need a batch of at least 2 examples")
@@ -235,20 +190,20 @@ def diagnose(
         return hook
 
     handles = []
-    weights = [linear.weight for linear, _, _ in layers]
+    weights = [layer.linear.weight for layer in layers]
     flags = [w.requires_grad for w in weights]
     try:
         if want_grad:  # a frozen model's weights still get gradients here; the flags are restored below
             for w in weights:
                 w.requires_grad_(True)
-        for k, (linear, act, _) in enumerate(layers):
+        for k, (_, linear, act, _) in enumerate(layers):
             handles.append(linear.register_forward_pre_hook(pre_hook(k)))
-            handles.append(act.register_forward_hook(out_hook(k)))
+            handles.append((act or linear).register_forward_hook(out_hook(k)))  # a linear layer: its own output
         with torch.set_grad_enabled(want_grad):
             out = model(x)
             loss_value, loss_name, grads_w, grads_x = None, None, None, None
             if want_grad:
-                loss_fn, loss_name = _resolve_loss(loss, out, y, _has_head(model))
+                loss_fn, loss_name = _resolve_loss(loss, out, y, mlp_layers(model)[1] is not None)
                 value = loss_fn(out, y)
                 targets = weights + [inputs[k] for k in range(len(layers))]
                 grads = torch.autograd.grad(value, targets, allow_unused=True)
@@ -261,7 +216,7 @@ def diagnose(
             w.requires_grad_(flag)
 
     stats = []
-    for k, (linear, _, name) in enumerate(layers):
+    for k, (_, linear, _, name) in enumerate(layers):
         h = outputs[k].detach().float()
         stats.append(
             _layer_stats(

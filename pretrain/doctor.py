@@ -9,21 +9,19 @@ It prints a per-layer table (see ``pretrain.diagnostics``) and warnings such as
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, write_json
 from .cli import ArgumentParser, positive_int, run_main
 from .data import NAMED, load_dataset
 from .diagnostics import Report, diagnose, health_warnings
 from .errors import PretrainError
-from .models import ACTIVATIONS, activation_module, build_mlp
+from .init import initialize
+from .mlp import ACTIVATIONS, build_mlp, model_from_checkpoint
 
 
 @dataclass
@@ -56,39 +54,6 @@ class DoctorConfig:
             raise PretrainError("--examples must be at least 2")
 
 
-def model_from_checkpoint(ckpt: dict) -> nn.Sequential:
-    """The ``nn.Sequential`` a checkpoint's ``state_dict`` (keys ``0.weight``, ``2.weight``, ...) describes.
-
-    Activations come from ``metadata["activations"]`` (one per hidden layer) or ``metadata["activation"]``;
-    a last linear layer beyond them is a head with no activation.
-    """
-    state, meta = ckpt["state_dict"], ckpt["metadata"]
-    indices = set()
-    for key in state:
-        m = re.fullmatch(r"(\d+)\.(weight|bias)", key)
-        if m is None:
-            raise PretrainError(f"unsupported checkpoint layout: key {key!r} is not <index>.weight or <index>.bias")
-        indices.add(int(m.group(1)))
-    order = sorted(indices)
-    acts = meta.get("activations") or [meta.get("activation", "sigmoid")] * len(order)
-    modules: list[nn.Module] = []
-    for k, i in enumerate(order):
-        w = state.get(f"{i}.weight")
-        if w is None or w.ndim != 2:
-            raise PretrainError(f"unsupported checkpoint layout: {i}.weight is not a matrix")
-        linear = nn.Linear(w.shape[1], w.shape[0], bias=f"{i}.bias" in state)
-        with torch.no_grad():
-            linear.weight.copy_(w)
-            if linear.bias is not None:
-                linear.bias.copy_(state[f"{i}.bias"])
-        modules.append(linear)
-        if k < len(acts):
-            if acts[k] not in ACTIVATIONS:
-                raise PretrainError(f"checkpoint names an unknown activation {acts[k]!r}")
-            modules.append(activation_module(acts[k]))
-    return nn.Sequential(*modules)
-
-
 def load_batch(cfg: DoctorConfig, n_in: int | None) -> tuple[torch.Tensor, torch.Tensor | None, str]:
     """``(x (N, D), y (N,) or None, description)``: ``cfg.examples`` rows of the data set, chosen by the seed."""
     g = torch.Generator().manual_seed(cfg.seed)
@@ -115,8 +80,6 @@ def run(cfg: DoctorConfig) -> tuple[Report, list[str]]:
         x, y, what = load_batch(cfg, n_in)
         source = f"checkpoint {cfg.checkpoint}"
     else:
-        from .init import initialize  # imported late: a checkpoint needs no initializer
-
         x, y, what = load_batch(cfg, cfg.inputs)
         if cfg.inputs is not None and cfg.inputs != x.shape[1]:
             raise PretrainError(f"--inputs {cfg.inputs} does not match the data's {x.shape[1]} features")
@@ -135,7 +98,7 @@ def run(cfg: DoctorConfig) -> tuple[Report, list[str]]:
     print(f"{len(warnings)} warning(s)" if warnings else "healthy: no warnings")
     if cfg.json:
         Path(cfg.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(cfg.json).write_text(json.dumps({**report.as_dict(), "warnings": warnings}, indent=2) + "\n")
+        write_json(cfg.json, {**report.as_dict(), "warnings": warnings})
     return report, warnings
 
 

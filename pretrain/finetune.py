@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from . import __version__, distributed
-from .checkpoint import check_writable, save_atomic
-from .classifier import CLASSIFIER_FORMAT, apply_input_scaling, make_classifier
+from .checkpoint import check_writable, save_atomic, write_json
 from .cli import (
     ArgumentParser,
     add_data_arguments,
@@ -23,11 +19,12 @@ from .cli import (
     run_main,
     val_size_arg,
 )
-from .data import load_dataset
+from .data import apply_input_scaling, load_dataset
 from .errors import PretrainError
-from .init import INIT_SCHEMES, parse_scheme
-from .models import ACTIVATIONS
-from .supervised import OPTIMIZERS, SCHEDULES, FinetuneConfig, FinetuneResult, finetune
+from .finetuning import SCHEDULES, FinetuneConfig, FinetuneResult, finetune
+from .init import INIT_SCHEMES, make_classifier, parse_scheme
+from .mlp import ACTIVATIONS, CLASSIFIER_FORMAT
+from .training import OPTIMIZERS
 
 
 @dataclass
@@ -123,20 +120,11 @@ def _run(cfg: FinetuneRun) -> tuple[Path, FinetuneResult]:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     metrics = {**run_info, "config": asdict(cfg.finetune), "sizes": info["sizes"], **result.to_dict()}
     save_atomic({"state_dict": state, "metadata": metadata}, out)
-    _write_json_atomic(metrics_path, metrics)
+    write_json(metrics_path, metrics)
     if not cfg.quiet:
         print(summary(cfg, info, result))
     print(f"saved {out} and {metrics_path}")
     return out, result
-
-
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def summary(cfg: FinetuneRun, info: dict, r: FinetuneResult) -> str:

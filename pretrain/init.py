@@ -40,7 +40,10 @@ import math
 import torch
 from torch import nn
 
+from .checkpoint import load_checkpoint
 from .errors import PretrainError
+from .greedy import GreedyConfig, GreedyPretrainer
+from .mlp import build_mlp, checkpoint_activations, checkpoint_layers, load_pretrained, mlp_layers
 
 INIT_SCHEMES: tuple[str, ...] = (
     "zeros",
@@ -122,7 +125,8 @@ def initialize(
     """Apply ``scheme`` in place to every ``nn.Linear`` of ``model``; return ``model``.
 
     ``data``: ``(N, D)`` inputs, needed by ``lsuv`` and ``greedy``. ``greedy``: overrides of
-    ``GreedyConfig`` fields (``epochs``, ``lr``, ...) for the ``greedy`` scheme.
+    ``GreedyConfig`` settings (``epochs``, ``lr``, ``objective``, ...) for the ``greedy`` scheme,
+    flat as ``GreedyConfig.from_flat`` takes them.
     """
     name, arg = parse_scheme(scheme)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -135,8 +139,6 @@ def initialize(
                 f"init {name!r}: data has shape {tuple(data.shape)}, the model takes {layers[0].in_features} inputs"
             )
     if name == "pretrained":
-        from .classifier import load_pretrained  # classifier imports nothing from here at module level
-
         load_pretrained(model, arg)
         init_head(model, g)
         return model
@@ -168,13 +170,11 @@ def initialize(
 
 def init_head(model: nn.Module, generator: torch.Generator) -> None:
     """Give the model's head (a last ``nn.Linear`` with no activation after it) ``HEAD_INIT``, bias 0."""
-    from .classifier import layer_structure
-
-    _, head = layer_structure(model)
+    _, head = mlp_layers(model)
     if head is not None:
-        _weight_init(HEAD_INIT, DEFAULT_CONSTANT)(head[1].weight, generator)
-        if head[1].bias is not None:
-            nn.init.zeros_(head[1].bias)
+        _weight_init(HEAD_INIT, DEFAULT_CONSTANT)(head.linear.weight, generator)
+        if head.linear.bias is not None:
+            nn.init.zeros_(head.linear.bias)
 
 
 def _lsuv(model: nn.Module, layers: list[nn.Linear], data: torch.Tensor, g: torch.Generator) -> None:
@@ -201,19 +201,16 @@ def _lsuv(model: nn.Module, layers: list[nn.Linear], data: torch.Tensor, g: torc
 
 
 def _greedy(model: nn.Module, data: torch.Tensor, g: torch.Generator, overrides: dict) -> None:
-    from .classifier import hidden_layers
-    from .greedy import GreedyConfig, GreedyPretrainer
-
-    hidden = hidden_layers(model)  # [(index, Linear, activation name)], head excluded
+    hidden, _ = mlp_layers(model)
     if not hidden:
         raise PretrainError("init 'greedy': the model has no hidden layer below its head")
-    acts = [a for _, _, a in hidden]
+    acts = [layer.activation for layer in hidden]
     if len(set(acts[:-1])) > 1:
         raise PretrainError(f"init 'greedy': hidden activations {acts} differ below the top layer; not supported")
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-    cfg = GreedyConfig(
-        **{
-            "layers": [layer.out_features for _, layer, _ in hidden],
+    cfg = GreedyConfig.from_flat(
+        {
+            "layers": [layer.linear.out_features for layer in hidden],
             "activation": acts[0],
             "top_activation": acts[-1],
             "seed": seed,
@@ -221,9 +218,60 @@ def _greedy(model: nn.Module, data: torch.Tensor, g: torch.Generator, overrides:
         }
     )
     with torch.enable_grad():
-        pretrainer = GreedyPretrainer(cfg, hidden[0][1].weight.device).fit(data)
-    for (_, layer, _), fitted in zip(hidden, pretrainer.layers_):
-        layer.weight.copy_(fitted.encoder.weight)
-        if layer.bias is not None:
-            layer.bias.copy_(fitted.encoder.bias)
+        pretrainer = GreedyPretrainer(cfg, hidden[0].linear.weight.device).fit(data)
+    for layer, fitted in zip(hidden, pretrainer.layers_):
+        layer.linear.weight.copy_(fitted.encoder.weight)
+        if layer.linear.bias is not None:
+            layer.linear.bias.copy_(fitted.encoder.bias)
     init_head(model, g)
+
+
+def make_classifier(
+    init: str,
+    *,
+    n_in: int,
+    n_classes: int,
+    hidden: list[int] | None = None,
+    activation: str | list[str] | None = None,
+    seed: int = 0,
+    data: torch.Tensor | None = None,
+    greedy: dict | None = None,
+) -> tuple[nn.Sequential, dict]:
+    """Build the MLP and initialize it with ``init`` under a generator seeded by ``seed``.
+
+    For ``pretrained:PATH`` the sizes and activations default to the checkpoint's, and a
+    ``hidden``/``activation``/``n_in`` that differ from it are refused. Returns ``(model, info)``
+    with ``info``: ``init``, ``sizes``, ``activations``, ``input_scaling`` (None unless pretrained)
+    and the checkpoint's metadata under ``pretrained``.
+    """
+    name, arg = parse_scheme(init)
+    generator = torch.Generator().manual_seed(seed)
+    info: dict = {"init": init, "input_scaling": None, "pretrained": None}
+    if name == "pretrained":
+        ckpt = load_checkpoint(arg)
+        meta = ckpt["metadata"] if isinstance(ckpt.get("metadata"), dict) else {}
+        layers = checkpoint_layers(ckpt)
+        sizes = meta.get("sizes") or [layers[0][0].shape[1], *(w.shape[0] for w, _ in layers)]
+        ck_hidden = list(sizes[1:])
+        ck_acts = checkpoint_activations(meta, len(ck_hidden))
+        if sizes[0] != n_in:
+            raise PretrainError(f"{arg} was pretrained on {sizes[0]} inputs, but the data has {n_in} features")
+        if hidden is not None and list(hidden) != ck_hidden:
+            raise PretrainError(f"{arg} holds layers {ck_hidden}, not the --layers {list(hidden)} asked for")
+        if activation is not None:
+            asked = [activation] * len(ck_hidden) if isinstance(activation, str) else list(activation)
+            if asked != ck_acts:
+                raise PretrainError(f"{arg} was pretrained with activations {ck_acts}, not {asked}")
+        hidden, activation = ck_hidden, ck_acts
+        model = build_mlp(n_in, hidden, n_classes, activation)
+        load_pretrained(model, ckpt)
+        init_head(model, generator)
+        info.update(input_scaling=dict(meta.get("input_scaling", {"divide_by": 1.0})), pretrained=meta)
+    else:
+        hidden = [500, 250, 100] if hidden is None else list(hidden)
+        activation = "sigmoid" if activation is None else activation
+        model = build_mlp(n_in, hidden, n_classes, activation)
+        initialize(model, init, generator=generator, data=data, greedy=greedy)
+    acts = [activation] * len(hidden) if isinstance(activation, str) else list(activation)
+    info.update(sizes=[n_in, *hidden], activations=acts)
+    return model, info

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import distributed, figures
-from .checkpoint import check_writable, load_checkpoint, save_atomic, stack_checkpoint
+from .checkpoint import check_writable, load_checkpoint, save_atomic
 from .cli import (
     ArgumentParser,
     add_data_arguments,
@@ -20,10 +20,12 @@ from .cli import (
 )
 from .data import load_dataset
 from .errors import PretrainError
-from .greedy import OBJECTIVES, OPTIMIZERS, GreedyConfig, GreedyPretrainer
-from .models import ACTIVATIONS
-from .objectives import LOSSES, NOISES
-from .rbm import PRESETS, VISIBLE
+from .greedy import GreedyConfig, GreedyPretrainer, stack_checkpoint
+from .layers import OBJECTIVES
+from .layers.autoencoder import LOSSES, NOISES
+from .layers.rbm import PRESETS, VISIBLE
+from .mlp import ACTIVATIONS
+from .training import OPTIMIZERS
 
 
 @dataclass
@@ -78,10 +80,10 @@ def _run(cfg: StackRun) -> Path:
         if not resume_path.is_file():
             raise PretrainError(f"nothing to resume: {resume_path} does not exist")
         state = load_checkpoint(resume_path)
-        saved = {**state["state_dict"]["config"], **state["metadata"]["run"]}
+        saved = {**_flat(state["state_dict"]["config"]), **state["metadata"]["run"]}
         differ = [
-            f"--{k.replace('_', '-')} {saved[k]} (now {v})"
-            for k, v in {**asdict(cfg.greedy), **run_args}.items()
+            f"--{k.replace('_', '-')} {saved.get(k)} (now {v})"
+            for k, v in {**_flat(cfg.greedy.to_dict()), **run_args}.items()
             if saved.get(k) != v
         ]
         if differ:
@@ -124,6 +126,11 @@ def _run(cfg: StackRun) -> Path:
         print(summary_table(pretrainer))
     print(f"saved {out}")
     return out
+
+
+def _flat(config: dict) -> dict:
+    """A saved ``GreedyConfig`` with its objective's options on the top level, as the flags are."""
+    return {**{k: v for k, v in config.items() if k != "options"}, **(config.get("options") or {})}
 
 
 def _write_figures(pretrainer: GreedyPretrainer, dataset, out: Path) -> None:
@@ -200,14 +207,15 @@ def build_parser() -> ArgumentParser:
     p.add_argument(
         "--noise",
         choices=NOISES,
-        default="mask",
-        help="input corruption of the denoising objective: mask zeroes inputs, gaussian adds noise",
+        default=None,
+        help="input corruption while training (default: mask for --objective denoising, none for autoencoder): "
+        "mask zeroes inputs, gaussian adds noise",
     )
     p.add_argument(
         "--noise-level",
         type=float,
-        default=0.25,
-        help="fraction of inputs zeroed (mask) or noise std σ (gaussian); denoising only",
+        default=None,
+        help="fraction of inputs zeroed (mask) or noise std σ (gaussian) (default: 0.25 for denoising)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed for weights and data order")
     p.add_argument(
@@ -292,32 +300,7 @@ def apply_preset(parser: argparse.ArgumentParser, argv: list[str] | None = None)
 
 def stack_run_from_args(a: argparse.Namespace) -> StackRun:
     """The ``StackRun`` of parsed ``build_parser`` arguments (CLIs that extend the parser reuse it)."""
-    greedy = GreedyConfig(
-        layers=a.layers,
-        objective=a.objective,
-        activation=a.activation,
-        top_activation=a.top_activation,
-        epochs=a.epochs,
-        batch_size=a.batch_size,
-        lr=a.lr,
-        optimizer=a.optimizer,
-        momentum=a.momentum,
-        weight_decay=a.weight_decay,
-        tied=a.tied,
-        loss=a.loss,
-        noise=a.noise,
-        noise_level=a.noise_level,
-        seed=a.seed,
-        linear_lr=a.linear_lr,
-        cd_k=a.cd_k,
-        persistent=a.persistent,
-        sample_hidden=a.sample_hidden,
-        sample_visible=a.sample_visible,
-        visible=a.visible,
-        init_std=a.init_std,
-        final_momentum=a.final_momentum,
-        momentum_epochs=a.momentum_epochs,
-    )
+    greedy = GreedyConfig.from_flat({k: v for k, v in vars(a).items() if k in GreedyConfig.setting_names()})
     val = val_size_arg(a.val_size)
     return StackRun(greedy, a.data, a.data_dir, val, a.output, a.device, a.resume, a.figures, a.quiet)
 

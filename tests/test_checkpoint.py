@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -48,9 +50,14 @@ def test_a_checkpoint_carrying_code_is_refused_not_run(tmp_path, monkeypatch):
 
 
 def test_check_writable(tmp_path):
-    check_writable(tmp_path / "new" / "dir" / "c.pt")  # parents can be created
+    check_writable(tmp_path / "new" / "dir" / "c.pt")  # parents can be created ...
+    assert list(tmp_path.iterdir()) == []  # ... and nothing is left behind
     with pytest.raises(PretrainError, match="is a directory"):
         check_writable(tmp_path)
     (tmp_path / "file").write_text("")
-    with pytest.raises(PretrainError, match="not a writable directory"):
+    with pytest.raises(PretrainError, match="cannot write the output file .*Not a directory"):
         check_writable(tmp_path / "file" / "c.pt")
+    # a virtual file system: permission bits say root may write, the kernel says no
+    with pytest.raises(PretrainError, match="cannot write the output file /proc/nope/o.pt"):
+        check_writable("/proc/nope/o.pt")
+    assert not Path("/proc/nope").exists()

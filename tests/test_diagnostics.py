@@ -8,7 +8,7 @@ from torch import nn
 
 from pretrain.diagnostics import diagnose, health_warnings, hidden_layers, row_spread, sci
 from pretrain.errors import PretrainError
-from pretrain.models import build_mlp
+from pretrain.mlp import build_mlp
 
 from .conftest import make_blobs
 
@@ -78,7 +78,7 @@ def test_zeros_stay_symmetric_after_training():
         opt.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
-    for lin, _, _ in hidden_layers(model):
+    for _, lin, _, _ in hidden_layers(model):
         scale = float(lin.weight.detach().abs().max())
         assert scale > 1e-6  # the hidden weights did move (slowly), all together
         assert row_spread(lin) <= 1e-6 * scale  # identical rows (exactly 0 here; float round-off at most)

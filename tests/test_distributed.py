@@ -23,7 +23,7 @@ from pretrain.data import load_dataset
 from pretrain.errors import PretrainError
 from pretrain.finetune import main as finetune_main  # `pretrain.finetune` is also a function's name
 from pretrain.greedy import GreedyPretrainer
-from pretrain.models import build_mlp
+from pretrain.mlp import build_mlp
 
 pytestmark = pytest.mark.distributed
 

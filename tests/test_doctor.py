@@ -10,7 +10,7 @@ from torch import nn
 
 from pretrain.checkpoint import save_atomic
 from pretrain.doctor import main, model_from_checkpoint
-from pretrain.models import build_mlp
+from pretrain.mlp import build_mlp
 
 SEED_NET = ["--layers", "50", "50", "50", "50", "50", "--examples", "500"]
 

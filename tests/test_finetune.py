@@ -7,10 +7,11 @@ import torch
 
 from pretrain import finetune as finetune_cli
 from pretrain import stack as stack_cli
-from pretrain.classifier import load_classifier, make_classifier
 from pretrain.data import Dataset, Split
 from pretrain.errors import DivergenceError, PretrainError
-from pretrain.supervised import FinetuneConfig, finetune, stratified_subset
+from pretrain.finetuning import FinetuneConfig, finetune, stratified_subset
+from pretrain.init import make_classifier
+from pretrain.mlp import load_classifier
 
 from .conftest import make_blobs
 

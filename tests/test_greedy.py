@@ -4,7 +4,7 @@ from torch import nn
 
 from pretrain.errors import DivergenceError, PretrainError
 from pretrain.greedy import GreedyConfig, GreedyPretrainer
-from pretrain.objectives import AutoencoderLayer
+from pretrain.layers import AutoencoderLayer
 
 from .conftest import make_blobs
 
@@ -15,7 +15,7 @@ def x():
 
 
 def fit(x, **kw):
-    cfg = GreedyConfig(**{"layers": [12, 8, 4], "epochs": 2, "batch_size": 32, **kw})
+    cfg = GreedyConfig.from_flat({"layers": [12, 8, 4], "epochs": 2, "batch_size": 32, **kw})
     return GreedyPretrainer(cfg).fit(x[:160], x[160:])
 
 
@@ -88,7 +88,7 @@ def test_export_loads_into_a_plain_sequential_classifier(x):
 
 def test_resume_from_an_interrupted_epoch_gives_the_uninterrupted_weights(x):
     cfg = dict(layers=[12, 8], epochs=3, batch_size=32, objective="denoising")
-    full = GreedyPretrainer(GreedyConfig(**cfg)).fit(x)
+    full = GreedyPretrainer(GreedyConfig.from_flat(cfg)).fit(x)
     saved = {}
 
     def interrupt(p):
@@ -97,7 +97,7 @@ def test_resume_from_an_interrupted_epoch_gives_the_uninterrupted_weights(x):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        GreedyPretrainer(GreedyConfig(**cfg)).fit(x, on_epoch=interrupt)
+        GreedyPretrainer(GreedyConfig.from_flat(cfg)).fit(x, on_epoch=interrupt)
     resumed = GreedyPretrainer.from_state_dict(saved["state"])
     assert resumed.history_[0].done and not resumed.history_[1].done
     resumed.fit(x)
@@ -134,7 +134,7 @@ def test_weight_decay_shrinks_weights(x):
 
 def test_divergence_names_layer_and_epoch():
     big = torch.randn(64, 8) * 1e3
-    cfg = GreedyConfig(layers=[4], loss="mse", optimizer="sgd", lr=10.0, epochs=3, activation="linear")
+    cfg = GreedyConfig(layers=[4], options={"loss": "mse"}, optimizer="sgd", lr=10.0, epochs=3, activation="linear")
     with pytest.raises(
         DivergenceError,
         match=r"layer 1, epoch \d+: the (training|validation) loss became (nan|inf); try a smaller learning rate",
@@ -144,7 +144,7 @@ def test_divergence_names_layer_and_epoch():
 
 def test_cross_entropy_refuses_inputs_outside_unit_interval():
     with pytest.raises(PretrainError, match=r"cross-entropy needs \[0, 1\]"):
-        GreedyPretrainer(GreedyConfig(layers=[4], loss="cross-entropy")).fit(torch.randn(20, 8))
+        GreedyPretrainer(GreedyConfig(layers=[4], options={"loss": "cross-entropy"})).fit(torch.randn(20, 8))
 
 
 @pytest.mark.parametrize(
@@ -152,13 +152,13 @@ def test_cross_entropy_refuses_inputs_outside_unit_interval():
 )
 def test_config_is_validated(bad):
     with pytest.raises(PretrainError):
-        GreedyConfig(**{"layers": [4], **bad})
+        GreedyConfig.from_flat({"layers": [4], **bad})
 
 
 def test_cross_entropy_matches_torch_in_value_and_gradient():
     import torch.nn.functional as F
 
-    from pretrain.objectives import CrossEntropyWithLogits
+    from pretrain.layers.autoencoder import CrossEntropyWithLogits
 
     z = (torch.randn(32, 20, dtype=torch.float64) * 8).requires_grad_()
     x = torch.rand(32, 20, dtype=torch.float64)

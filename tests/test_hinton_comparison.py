@@ -9,6 +9,7 @@ import pytest
 
 from experiments import hinton_comparison as hc
 from experiments.stats import betainc, confidence_interval, mean_std, paired_difference, t_cdf, t_quantile
+from pretrain.checkpoint import write_json
 
 
 # ----------------------------------------------------------------- statistics, hand-checkable
@@ -88,7 +89,8 @@ def test_smoke_mode_writes_results_table_and_figures(tiny_mnist_dir, tmp_path):
         assert (r["pretrain_seconds"] > 0) == (r["arm"] in hc.PRETRAINED_ARMS)
 
     # the summary is recomputed from the per-seed numbers alone
-    assert results["summary"] == json.loads(json.dumps(hc.summarize(results)))
+    write_json(tmp_path / "again.json", hc.summarize(results))
+    assert results["summary"] == json.loads((tmp_path / "again.json").read_text())
     for key in ("all", "50"):
         by = {(r["arm"], r["seed"]): r["final_test_error"] for r in runs if r["labels"] == key}
         for arm in arms:

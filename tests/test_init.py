@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from pretrain.classifier import build_classifier
 from pretrain.errors import PretrainError
+from pretrain.finetuning import FinetuneConfig, finetune
 from pretrain.init import DEFAULT_CONSTANT, INIT_SCHEMES, LSUV_TOL, initialize
-from pretrain.supervised import FinetuneConfig, finetune
+from pretrain.mlp import build_mlp
 
 from .conftest import make_blobs
 
@@ -81,7 +81,7 @@ def test_zeros_and_constant():
 
 
 def test_deterministic_under_the_generator_and_every_linear_is_set():
-    a, b, c = (build_classifier(20, [16, 8], 3, "sigmoid") for _ in range(3))
+    a, b, c = (build_mlp(20, [16, 8], 3, "sigmoid") for _ in range(3))
     for model, seed in ((a, 1), (b, 1), (c, 2)):
         initialize(model, "he-normal", generator=torch.Generator().manual_seed(seed))
     for la, lb, lc in zip(a, b, c):
@@ -99,12 +99,12 @@ def test_unknown_or_malformed_scheme_is_refused(bad):
 @pytest.mark.parametrize("scheme", ["lsuv", "greedy"])
 def test_data_driven_schemes_need_data(scheme):
     with pytest.raises(PretrainError, match="data"):
-        initialize(build_classifier(16, [8], 3, "sigmoid"), scheme)
+        initialize(build_mlp(16, [8], 3, "sigmoid"), scheme)
 
 
 def test_lsuv_gives_unit_output_variance_on_the_batch():
     x = torch.from_numpy(make_blobs(n=300, d=16)[0])
-    model = build_classifier(16, [32, 16], 3, "tanh")
+    model = build_mlp(16, [32, 16], 3, "tanh")
     initialize(model, "lsuv", data=x, generator=torch.Generator().manual_seed(0))
     h = x
     for module in model:
@@ -146,7 +146,7 @@ def test_symmetric_starts_keep_hidden_units_identical(scheme):
 
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     data = Dataset("blobs", Split(xt[:120], yt[:120]), Split(xt[120:160], yt[120:160]), Split(xt[160:], yt[160:]))
-    model = build_classifier(16, [12, 8], 3, "sigmoid")
+    model = build_mlp(16, [12, 8], 3, "sigmoid")
     initialize(model, scheme)
     before = [model[k].weight.detach().clone() for k in (0, 2)]
     finetune(model, data, FinetuneConfig(lr=0.5, epochs=5, batch_size=16, patience=None))
@@ -156,7 +156,7 @@ def test_symmetric_starts_keep_hidden_units_identical(scheme):
         assert torch.allclose(w, w[:1].expand_as(w), rtol=0, atol=1e-6)  # ...yet every row is still the same
         assert torch.allclose(model[k].bias, model[k].bias[:1].expand_as(model[k].bias), rtol=0, atol=1e-6)
     # a random start breaks the symmetry under the same training
-    model = build_classifier(16, [12, 8], 3, "sigmoid")
+    model = build_mlp(16, [12, 8], 3, "sigmoid")
     initialize(model, "xavier-uniform")
     finetune(model, data, FinetuneConfig(lr=0.5, epochs=5, batch_size=16, patience=None))
     assert (model[0].weight - model[0].weight[:1]).abs().max() > 1e-2

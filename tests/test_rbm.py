@@ -8,8 +8,9 @@ from torch import nn
 
 from pretrain.errors import PretrainError
 from pretrain.greedy import GreedyConfig, GreedyPretrainer
-from pretrain.models import build_mlp
-from pretrain.rbm import HINTON2006, RBMLayer
+from pretrain.layers import AutoencoderConfig
+from pretrain.layers.rbm import HINTON2006, RBMLayer
+from pretrain.mlp import build_mlp
 from pretrain.stack import main, parse_args
 
 from .conftest import make_blobs
@@ -86,7 +87,7 @@ def test_gaussian_visible_likelihood_integrates_to_one():
 
 def test_training_increases_the_exact_likelihood_of_its_data():
     x = binary_data(n=200, d=10)
-    cfg = GreedyConfig(layers=[6], epochs=15, **{**HINTON2006, "init_std": 0.01, "batch_size": 20})
+    cfg = GreedyConfig.from_flat({"layers": [6], "epochs": 15, **HINTON2006, "init_std": 0.01, "batch_size": 20})
     fresh = GreedyPretrainer(cfg)
     p = fresh.fit(x[:160], x[160:])
     diag = p.history_[0].diagnostics
@@ -134,7 +135,7 @@ def test_sampling_is_reproducible_under_a_seed():
     assert torch.equal(a.gibbs(x, 10), b.gibbs(x, 10))
     assert not torch.equal(a.gibbs(x, 10), c.gibbs(x, 10))
     assert torch.equal(rbm(seed=5).contrastive_divergence(x)[0], rbm(seed=5).contrastive_divergence(x)[0])
-    cfg = GreedyConfig(layers=[6, 3], objective="rbm", epochs=2, batch_size=16, persistent=True, seed=3)
+    cfg = GreedyConfig(layers=[6, 3], objective="rbm", epochs=2, batch_size=16, options={"persistent": True}, seed=3)
     p, q = GreedyPretrainer(cfg).fit(x), GreedyPretrainer(cfg).fit(x)
     for k, v in p.state_dict_sequential().items():
         assert torch.equal(v, q.state_dict_sequential()[k])
@@ -142,7 +143,7 @@ def test_sampling_is_reproducible_under_a_seed():
 
 def test_sgd_step_is_hintons_update_with_weight_cost_on_weights_only():
     x = binary_data(n=20)
-    cfg = GreedyConfig(layers=[5], **HINTON2006)
+    cfg = GreedyConfig.from_flat({"layers": [5], **HINTON2006})
     p = GreedyPretrainer(cfg)
     layer = rbm(momentum=0.5, final_momentum=0.9, momentum_epochs=5)
     opt = p._optimizer(layer)
@@ -165,7 +166,8 @@ def test_preset_sets_the_recipe_and_explicit_flags_win():
     run = parse_args(["--layers", "500", "--preset", "hinton2006", "--epochs", "3"])
     g = run.greedy
     assert (g.objective, g.optimizer, g.lr, g.linear_lr, g.weight_decay) == ("rbm", "sgd", 0.1, 0.001, 0.0002)
-    assert (g.momentum, g.final_momentum, g.momentum_epochs, g.batch_size, g.init_std, g.cd_k) == (
+    o = g.options
+    assert (g.momentum, o.final_momentum, o.momentum_epochs, g.batch_size, o.init_std, o.cd_k) == (
         0.5,
         0.9,
         5,
@@ -176,18 +178,27 @@ def test_preset_sets_the_recipe_and_explicit_flags_win():
     assert g.epochs == 3 and g.layers == [500]
     assert parse_args(["--layers", "5", "--preset", "hinton2006", "--lr", "0.05"]).greedy.lr == 0.05
     assert parse_args(["--layers", "5"]).greedy.objective == "autoencoder"
+    # flags of another objective do not reach this one's options; denoising gets its own defaults
+    plain = parse_args(["--layers", "5", "--cd-k", "3"]).greedy
+    assert plain.options == AutoencoderConfig() and plain.options.noise == "none"
+    den = parse_args(["--layers", "5", "--objective", "denoising"]).greedy.options
+    assert (den.noise, den.noise_level) == ("mask", 0.25)
+    assert (
+        parse_args(["--layers", "5", "--objective", "denoising", "--noise-level", "0.5"]).greedy.options.noise_level
+        == 0.5
+    )
 
 
 def test_bernoulli_units_refuse_data_outside_the_unit_interval_and_bad_configs():
     x = torch.from_numpy(make_blobs(n=60, d=6)[0]) * 3
     with pytest.raises(PretrainError, match="Bernoulli visible units need \\[0, 1\\]"):
-        GreedyPretrainer(GreedyConfig(layers=[4], objective="rbm", visible="bernoulli")).fit(x)
+        GreedyPretrainer(GreedyConfig(layers=[4], objective="rbm", options={"visible": "bernoulli"})).fit(x)
     p = GreedyPretrainer(GreedyConfig(layers=[4, 3], objective="rbm", epochs=1)).fit(x)  # auto: Gaussian
     assert [h.loss for h in p.history_] == ["gaussian", "bernoulli"]
     with pytest.raises(PretrainError, match="sigmoid"):
         GreedyConfig(layers=[4], objective="rbm", activation="tanh")
     with pytest.raises(PretrainError, match="cd-k"):
-        GreedyConfig(layers=[4], objective="rbm", cd_k=0)
+        GreedyConfig(layers=[4], objective="rbm", options={"cd_k": 0})
 
 
 def test_gaussian_layer_exports_its_standardisation_folded_into_the_linear():

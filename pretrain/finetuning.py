@@ -2,7 +2,7 @@
 
 Everything random here (the labelled subset and the mini-batch order) draws from generators
 seeded by ``config.seed`` alone. The model comes in already initialized (see
-``pretrain.classifier.make_classifier``, which seeds the init, head included, with the same
+``pretrain.init.make_classifier``, which seeds the init, head included, with the same
 seed), so two runs with the same config and the same init give identical metrics on the CPU.
 """
 
@@ -21,9 +21,8 @@ from tqdm.auto import tqdm
 from . import distributed
 from .data import Dataset, Split, batches
 from .errors import DivergenceError, PretrainError
-from .greedy import denormals_flushed
+from .training import OPTIMIZERS, denormals_flushed, make_optimizer
 
-OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "exponential")
 _EVAL_CHUNK = 8192
 
@@ -183,10 +182,7 @@ def _finetune(model: nn.Sequential, dataset: Dataset, config: FinetuneConfig, pr
     params = list(model.parameters())
     trainable = [p.requires_grad for p in params]  # restored at the end; frozen-by-the-user stays frozen
     head_params = {id(p) for p in head.parameters()}
-    if config.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    else:
-        opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    opt = make_optimizer(params, config.optimizer, config.lr, config.momentum, config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(config))
     net, net_frozen = model, None
 

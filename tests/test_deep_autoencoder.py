@@ -6,20 +6,20 @@ import pytest
 import torch
 from torch import nn
 
-from pretrain.checkpoint import load_checkpoint, stack_checkpoint
-from pretrain.errors import PretrainError
-from pretrain.greedy import GreedyConfig, GreedyPretrainer
-from pretrain.unroll import (
+from pretrain.checkpoint import load_checkpoint
+from pretrain.deep_autoencoder import (
     PCA,
     AutoencoderFinetuneConfig,
     DeepAutoencoder,
     Finetuner,
-    build_sequential,
     mirrored_activations,
     random_autoencoder,
     squared_error_per_image,
     unroll,
 )
+from pretrain.errors import PretrainError
+from pretrain.greedy import GreedyConfig, GreedyPretrainer, stack_checkpoint
+from pretrain.mlp import build_mlp
 
 from .conftest import make_blobs
 
@@ -29,7 +29,9 @@ def _pixels(n: int = 200, d: int = 16) -> torch.Tensor:
 
 
 def _stack(x: torch.Tensor, **kw) -> GreedyPretrainer:
-    cfg = GreedyConfig(layers=kw.pop("layers", [12, 8, 3]), epochs=kw.pop("epochs", 2), batch_size=32, **kw)
+    cfg = GreedyConfig.from_flat(
+        {"layers": kw.pop("layers", [12, 8, 3]), "epochs": kw.pop("epochs", 2), "batch_size": 32, **kw}
+    )
     return GreedyPretrainer(cfg).fit(x)
 
 
@@ -171,7 +173,7 @@ def test_state_dicts_load_into_plain_sequentials():
     enc.load_state_dict(model.encoder.state_dict(), strict=False)  # Identity has no parameters
     x = torch.rand(5, 10)
     torch.testing.assert_close(enc(x), model.encoder(x))
-    dec = build_sequential([2, 6, 10], ["sigmoid", "sigmoid"])
+    dec = build_mlp(2, [6, 10], None, ["sigmoid", "sigmoid"])
     dec.load_state_dict(model.decoder.state_dict())
     rebuilt = DeepAutoencoder.from_state(model.spec(), model.encoder.state_dict(), model.decoder.state_dict())
     torch.testing.assert_close(rebuilt(x), model(x))
@@ -195,7 +197,7 @@ def test_cli_trains_saves_and_prints_the_test_error(blobs_npz, tmp_path, capsys)
     assert meta["sizes"] == [16, 8, 2] and meta["init"] == "pretrained"
     encoder = nn.Sequential(nn.Linear(16, 8), nn.Sigmoid(), nn.Linear(8, 2), nn.Identity())
     encoder.load_state_dict(ckpt["encoder"])
-    decoder = build_sequential([2, 8, 16], meta["decoder_activations"])
+    decoder = build_mlp(2, [8, 16], None, meta["decoder_activations"])
     decoder.load_state_dict(ckpt["decoder"])
     x = torch.rand(4, 16)
     model = DeepAutoencoder.from_state(meta, ckpt["encoder"], ckpt["decoder"])

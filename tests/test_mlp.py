@@ -4,18 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from pretrain.checkpoint import save_atomic, stack_checkpoint
-from pretrain.classifier import (
-    apply_input_scaling,
-    build_classifier,
-    check_input_scaling,
-    layer_structure,
-    load_pretrained,
-    make_classifier,
-)
-from pretrain.data import Dataset, Split
+from pretrain.checkpoint import save_atomic
+from pretrain.data import Dataset, Split, apply_input_scaling, check_input_scaling
 from pretrain.errors import PretrainError
-from pretrain.greedy import GreedyConfig, GreedyPretrainer
+from pretrain.greedy import GreedyConfig, GreedyPretrainer, stack_checkpoint
+from pretrain.init import make_classifier
+from pretrain.mlp import build_mlp, load_pretrained, mlp_layers
 
 from .conftest import make_blobs
 
@@ -35,13 +29,17 @@ def hand_written(n_in=16, h1=8, h2=4, act2=nn.Sigmoid):
 
 
 def test_build_classifier_is_the_plain_sequential():
-    model = build_classifier(784, [500, 250, 100], 10, "relu")
+    model = build_mlp(784, [500, 250, 100], 10, "relu")
     assert [type(m).__name__ for m in model] == ["Linear", "ReLU"] * 3 + ["Linear"]
     assert model(torch.rand(2, 784)).shape == (2, 10)
-    hidden, head = layer_structure(model)
-    assert [(n, a) for n, _, a in hidden] == [("0", "relu"), ("2", "relu"), ("4", "relu")] and head[0] == "6"
+    hidden, head = mlp_layers(model)
+    assert [(layer.name, layer.activation) for layer in hidden] == [
+        ("0", "relu"),
+        ("2", "relu"),
+        ("4", "relu"),
+    ] and head.name == "6"
     with pytest.raises(PretrainError, match="activation"):
-        build_classifier(5, [4], 2, "swish")
+        build_mlp(5, [4], 2, "swish")
 
 
 def test_a_hand_written_sequential_loads_a_checkpoint_with_one_call(stack_path):

@@ -26,11 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import __version__
 from .data import batches
 from .errors import DivergenceError, PretrainError
-from .greedy import OPTIMIZERS, GreedyPretrainer
-from .models import ACTIVATIONS, build_mlp
-from .objectives import LOSSES
+from .greedy import GreedyPretrainer
+from .layers.autoencoder import LOSSES
+from .mlp import ACTIVATIONS, build_mlp
+from .training import OPTIMIZERS, make_optimizer
 
 FORMAT = "pretrain.autoencoder/1"
 
@@ -41,14 +43,6 @@ _OUTPUT_ACTIVATION = {"cross-entropy": "sigmoid", "bernoulli": "sigmoid", "mse":
 def squared_error_per_image(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     """``((x - x_hat)²)`` summed over the ``D`` features, averaged over the ``N`` rows of ``(N, D)``."""
     return float((x - x_hat).square().sum(dim=1).mean())
-
-
-def build_sequential(sizes: list[int], activations: list[str]) -> nn.Sequential:
-    """``Linear(sizes[0], sizes[1]), act[0], Linear(sizes[1], sizes[2]), act[1], ...``; layer k is ``[2k]``."""
-    try:
-        return build_mlp(sizes[0], list(sizes[1:]), None, activations)
-    except ValueError as err:
-        raise PretrainError(str(err)) from None
 
 
 class DeepAutoencoder(nn.Module):
@@ -67,8 +61,8 @@ class DeepAutoencoder(nn.Module):
         self.sizes = list(sizes)
         self.activations = list(activations)
         self.decoder_activations = list(decoder_activations)
-        self.encoder = build_sequential(self.sizes, self.activations)
-        self.decoder = build_sequential(self.sizes[::-1], self.decoder_activations)
+        self.encoder = build_mlp(self.sizes[0], self.sizes[1:], None, self.activations)
+        self.decoder = build_mlp(self.sizes[-1], self.sizes[::-1][1:], None, self.decoder_activations)
 
     @property
     def output_activation(self) -> str:
@@ -264,13 +258,9 @@ class Finetuner:
         self.model = model.to(self.device)
         self.history = FinetuneHistory()
         self.generator = torch.Generator(self.device).manual_seed(config.seed * 1_000_003 + 7)
-        params = list(self.model.parameters())
-        if config.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(
-                params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-            )
-        else:
-            self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = make_optimizer(
+            self.model.parameters(), config.optimizer, config.lr, config.momentum, config.weight_decay
+        )
 
     @property
     def done(self) -> bool:
@@ -420,8 +410,6 @@ def autoencoder_checkpoint(tuner: Finetuner, metadata: dict) -> dict:
     ``["decoder_activations"]``); ``state_dict`` is the encoder again, under the key every
     pretrain checkpoint uses. ``metadata``: extra fields (data, test error, ...).
     """
-    from . import __version__
-
     encoder = {k: v.detach().cpu().clone() for k, v in tuner.model.encoder.state_dict().items()}
     decoder = {k: v.detach().cpu().clone() for k, v in tuner.model.decoder.state_dict().items()}
     return {

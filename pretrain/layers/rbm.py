@@ -32,13 +32,14 @@ computed from the layer's training inputs) with its weights and folds it into th
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import PretrainError
-from .objectives import LayerObjective
+from ..errors import PretrainError
+from .base import LayerObjective, Objective
 
 VISIBLE = ("auto", "bernoulli", "gaussian")
 HIDDEN = {"sigmoid": "bernoulli", "linear": "gaussian"}
@@ -69,6 +70,42 @@ HINTON2006 = {
     "sample_visible": False,
 }
 PRESETS = {"hinton2006": HINTON2006}
+
+
+@dataclass
+class RBMConfig:
+    """The RBM's own options (the learning rate, SGD momentum, batch and weight cost are the trainer's).
+
+    - ``cd_k``: Gibbs steps per update; ``persistent``: PCD chains (one per batch row);
+    - ``sample_hidden``/``sample_visible``: sample those states in the Gibbs chain (Hinton: yes/no);
+    - ``visible``: the first layer's visible units, ``bernoulli``, ``gaussian`` or ``auto``
+      (Bernoulli for inputs in [0, 1]); upper layers always pick by their input range;
+    - ``init_std``: initial weights are N(0, init_std²);
+    - ``final_momentum``: the SGD momentum after ``momentum_epochs`` epochs (None: keep the trainer's).
+    """
+
+    cd_k: int = 1
+    persistent: bool = False
+    sample_hidden: bool = True
+    sample_visible: bool = False
+    visible: str = "auto"
+    init_std: float = 0.01
+    final_momentum: float | None = None
+    momentum_epochs: int = 5
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise PretrainError(msg)
+
+        need(self.cd_k >= 1, f"--cd-k must be at least 1, got {self.cd_k}")
+        need(self.visible in VISIBLE, f"unknown visible units {self.visible!r}; choose from {', '.join(VISIBLE)}")
+        need(self.init_std > 0, f"initial weight std must be positive, got {self.init_std}")
+        need(
+            self.final_momentum is None or 0 <= self.final_momentum < 1,
+            f"final momentum must be in [0, 1), got {self.final_momentum}",
+        )
+        need(self.momentum_epochs >= 0, f"momentum epochs must be >= 0, got {self.momentum_epochs}")
 
 
 def visible_units(requested: str, x: torch.Tensor, k: int) -> str:
@@ -405,3 +442,29 @@ def _binary_states(n: int, chunk: int = 1 << 16):
     for start in range(0, 1 << n, chunk):
         idx = torch.arange(start, min(start + chunk, 1 << n))
         yield ((idx[:, None] >> bits) & 1).double()
+
+
+def _units(options: RBMConfig, x_range: torch.Tensor, k: int) -> str:
+    return visible_units(options.visible if k == 0 else "auto", x_range, k)
+
+
+def _build(n_in, n_out, activation, options: RBMConfig, units, generator, common) -> RBMLayer:
+    return RBMLayer(
+        n_in,
+        n_out,
+        activation,
+        visible=units,
+        cd_k=options.cd_k,
+        persistent=options.persistent,
+        n_chains=common.batch_size,
+        sample_hidden=options.sample_hidden,
+        sample_visible=options.sample_visible,
+        init_std=options.init_std,
+        momentum=common.momentum,
+        final_momentum=options.final_momentum,
+        momentum_epochs=options.momentum_epochs,
+        generator=generator,
+    )
+
+
+RBM = Objective(RBMConfig, _units, _build)

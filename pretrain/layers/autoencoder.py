@@ -1,15 +1,4 @@
-"""Layer objectives: what one layer of the greedy stack is trained to do.
-
-Every objective is an ``nn.Module`` with the same small interface, so the greedy trainer
-never needs to know which one it trains:
-
-- ``encoder``: the ``nn.Linear(n_in, n_out)`` that is exported to the plain classifier;
-- ``activation``: the name of the encoder's activation (see ``pretrain.models``);
-- ``encode(x)``: ``(N, n_in) -> (N, n_out)`` deterministic codes fed to the next layer;
-- ``decode(h)``: ``(N, n_out) -> (N, n_in)`` the layer's reconstruction of its input;
-- ``reconstruction_loss(x)``: scalar tensor, the clean evaluation loss on a batch;
-- ``train_step(x, optimizer)``: one update on a batch, returns the (detached) training loss;
-- ``decoder_state()``: extra tensors (decoder bias, untied decoder weight) kept in the checkpoint.
+"""(Denoising) autoencoder layers: ``x -> act(W x + b) -> dec(W' h + c)``, trained to reconstruct ``x``.
 
 Losses are summed over the ``n_in`` features and averaged over the batch, so a loss of 3.0
 with ``loss="mse"`` is Hinton & Salakhutdinov's "squared error per image" on pixel data.
@@ -18,15 +7,64 @@ with ``loss="mse"`` is Hinton & Salakhutdinov's "squared error per image" on pix
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import activation_module
+from ..errors import PretrainError
+from .base import LayerObjective, Objective
 
 LOSSES = ("cross-entropy", "mse")
 NOISES = ("none", "mask", "gaussian")
+
+
+@dataclass
+class AutoencoderConfig:
+    """The autoencoder's own options.
+
+    - ``tied``: the decoder weight is the encoder's transpose (else a matrix of its own);
+    - ``loss``: ``cross-entropy`` (inputs in [0, 1]), ``mse``, or ``auto`` (cross-entropy for a
+      layer whose inputs lie in [0, 1], else mse);
+    - ``noise``/``noise_level``: training-time corruption (``mask`` zeroes a fraction of the inputs,
+      ``gaussian`` adds N(0, level²)); the loss always targets the clean input.
+    """
+
+    tied: bool = True
+    loss: str = "auto"
+    noise: str = "none"
+    noise_level: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("auto", *LOSSES):
+            raise PretrainError(f"unknown loss {self.loss!r}; choose from auto, {', '.join(LOSSES)}")
+        if self.noise not in NOISES:
+            raise PretrainError(f"unknown noise {self.noise!r}; choose from {', '.join(NOISES)}")
+        if not (self.noise_level >= 0 and (self.noise != "mask" or self.noise_level < 1)):
+            raise PretrainError(f"noise level must be >= 0 (and < 1 for masking), got {self.noise_level}")
+
+
+@dataclass
+class DenoisingConfig(AutoencoderConfig):
+    """A denoising autoencoder's options: by default a quarter of the inputs are masked."""
+
+    noise: str = "mask"
+    noise_level: float = 0.25
+
+
+def loss_for_inputs(loss: str, x_range: torch.Tensor, k: int) -> str:
+    """Resolve ``auto`` for layer ``k`` (0-based) on inputs spanning ``x_range`` ``[min, max]``."""
+    lo, hi = float(x_range.min()), float(x_range.max())
+    in_unit = lo >= 0.0 and hi <= 1.0
+    if loss == "auto":
+        return "cross-entropy" if in_unit else "mse"
+    if loss == "cross-entropy" and not in_unit:
+        raise PretrainError(
+            f"layer {k + 1}: inputs lie in [{lo:.3g}, {hi:.3g}], but cross-entropy needs [0, 1]; "
+            "use --loss mse or rescale the data"
+        )
+    return loss
 
 
 class CrossEntropyWithLogits(torch.autograd.Function):
@@ -48,60 +86,6 @@ class CrossEntropyWithLogits(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         z, x = ctx.saved_tensors
         return torch.sigmoid(z).sub_(x).mul_(grad / z.shape[0]), None
-
-
-class LayerObjective(nn.Module):
-    """Base class: an encoder ``nn.Linear`` and its activation, plus how to train it."""
-
-    def __init__(self, n_in: int, n_out: int, activation: str):
-        super().__init__()
-        self.encoder = nn.Linear(n_in, n_out)
-        self.activation = activation
-        self.act = activation_module(activation)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, n_in) -> (N, n_out)``: the frozen layer's codes for the next layer."""
-        return self.act(self.encoder(x))
-
-    def decode(self, h: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def reconstruction_loss(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def training_loss(self, x: torch.Tensor) -> torch.Tensor:
-        """The loss whose gradient trains the layer; defaults to the clean reconstruction loss."""
-        return self.reconstruction_loss(x)
-
-    def train_step(self, x: torch.Tensor, optimizer: torch.optim.Optimizer) -> torch.Tensor:
-        """One optimizer step on batch ``x`` ``(B, n_in)``; returns the detached batch loss."""
-        optimizer.zero_grad(set_to_none=True)
-        loss = self.training_loss(x)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
-
-    def decoder_state(self) -> dict[str, torch.Tensor]:
-        return {}
-
-    def on_epoch_start(self, epoch: int, optimizer: torch.optim.Optimizer) -> None:
-        """Hook for per-epoch schedules (e.g. the RBM's momentum); ``epoch`` counts from 0."""
-
-    def prepare(self, x: torch.Tensor) -> None:
-        """Hook run once with the layer's whole training input ``(N, n_in)`` before its first epoch
-        (not again on resume), e.g. to store an input standardisation."""
-
-    def param_groups(self, weight_decay: float) -> list[dict]:
-        """Optimizer parameter groups; by default every trainable parameter, with ``weight_decay``."""
-        return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": weight_decay}]
-
-    def export_linear(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(weight, bias)`` of the ``nn.Linear`` this layer exports to a plain ``nn.Sequential``."""
-        return self.encoder.weight.detach().clone(), self.encoder.bias.detach().clone()
-
-    def epoch_diagnostics(self, x_train: torch.Tensor, x_val: torch.Tensor | None) -> dict[str, float]:
-        """Extra per-epoch figures on a training sample and the validation inputs (none by default)."""
-        return {}
 
 
 class AutoencoderLayer(LayerObjective):
@@ -190,3 +174,17 @@ class AutoencoderLayer(LayerObjective):
         if not self.tied:
             state["weight"] = self.decoder_weight.detach().clone()
         return state
+
+
+def _build(n_in, n_out, activation, options: AutoencoderConfig, units, generator, common) -> AutoencoderLayer:
+    return AutoencoderLayer(
+        n_in, n_out, activation, options.tied, units, options.noise, options.noise_level, generator=generator
+    )
+
+
+def _units(options: AutoencoderConfig, x_range: torch.Tensor, k: int) -> str:
+    return loss_for_inputs(options.loss, x_range, k)
+
+
+AUTOENCODER = Objective(AutoencoderConfig, _units, _build)
+DENOISING = Objective(DenoisingConfig, _units, _build)
