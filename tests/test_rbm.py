@@ -269,3 +269,37 @@ def test_cli_bad_rbm_input_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
     assert not list(tmp_path.glob("checkpoints/*"))
     code, _, err = cli(["--layers", 4, "--data", path, "--objective", "rbm", "--activation", "relu"], capsys)
     assert code == 2 and "sigmoid" in err
+
+
+def _state_frequencies(samples: torch.Tensor) -> torch.Tensor:
+    """Empirical distribution over the 2^D binary states of ``samples`` (N, D), states in binary order."""
+    d = samples.shape[1]
+    index = (samples.round().long() * (2 ** torch.arange(d - 1, -1, -1))).sum(1)
+    return torch.bincount(index, minlength=2**d).double() / samples.shape[0]
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "linear"])
+def test_gibbs_chains_and_pcd_negatives_sample_the_exact_model_distribution(activation):
+    # A tiny RBM with strong weights and biases: its exact p(v) is far from uniform. Independent
+    # chains (Gibbs sweeps, and the PCD negative phase that training uses) must reach it.
+    layer = rbm(n_in=4, n_out=3, seed=2, activation=activation, init_std=1.0, persistent=True, n_chains=4000)
+    g = torch.Generator().manual_seed(9)
+    with torch.no_grad():
+        layer.visible_bias.copy_(torch.randn(4, generator=g))
+        layer.encoder.bias.copy_(torch.randn(3, generator=g))
+    states = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)))
+    exact = layer.log_likelihood(states).exp()
+    assert abs(float(exact.sum()) - 1) < 1e-9 and float(exact.max()) > 2 / 16  # normalised, not uniform
+
+    start = (torch.rand(4000, 4, generator=g) < 0.5).float()
+    gibbs = torch.cat([layer.gibbs(start, 50 + 5 * k) for k in range(4)])  # 16,000 samples
+    tv_gibbs = 0.5 * float((_state_frequencies(gibbs) - exact).abs().sum())
+
+    for _ in range(50):  # burn in the persistent chains; no optimizer step, so the model stays put
+        layer.contrastive_divergence(start)
+    pcd = torch.cat([layer.contrastive_divergence(start)[0] for _ in range(4)])
+    tv_pcd = 0.5 * float((_state_frequencies(pcd) - exact).abs().sum())
+    # sampling noise of 16,000 draws over 16 states is about 0.01 in total variation
+    assert tv_gibbs < 0.03 and tv_pcd < 0.03, (tv_gibbs, tv_pcd)
+    # and a wrong target is told apart: the uniform distribution is far from the samples
+    assert 0.5 * float((_state_frequencies(gibbs) - 1 / 16).abs().sum()) > 0.1
