@@ -4,8 +4,6 @@ The main API is re-exported here; ``finetune()`` lives in ``pretrain.finetuning`
 ``pretrain.finetune`` is its command) and deep autoencoders in ``pretrain.deep_autoencoder``.
 """
 
-__version__ = "0.1.0"
-
 from .checkpoint import load_checkpoint, save_atomic, write_json  # noqa: E402
 from .data import Dataset, load_dataset  # noqa: E402
 from .diagnostics import diagnose  # noqa: E402
@@ -15,6 +13,7 @@ from .greedy import GreedyConfig, GreedyPretrainer, stack_checkpoint  # noqa: E4
 from .init import initialize, make_classifier  # noqa: E402
 from .layers import AutoencoderConfig, DenoisingConfig, RBMConfig  # noqa: E402
 from .mlp import build_mlp, load_pretrained, mlp_layers  # noqa: E402
+from .version import __version__  # noqa: E402, F401
 
 __all__ = [
     "AutoencoderConfig",

@@ -26,13 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import __version__
 from .data import batches
 from .errors import DivergenceError, PretrainError
 from .greedy import GreedyPretrainer
 from .layers.autoencoder import LOSSES
 from .mlp import ACTIVATIONS, build_mlp
 from .training import OPTIMIZERS, make_optimizer
+from .version import versions
 
 FORMAT = "pretrain.autoencoder/1"
 
@@ -421,7 +421,7 @@ def autoencoder_checkpoint(tuner: Finetuner, metadata: dict) -> dict:
             **tuner.model.spec(),
             "finetune": asdict(tuner.config),
             "history": asdict(tuner.history),
-            "versions": {"torch": str(torch.__version__), "pretrain": __version__},
+            "versions": versions(),
             **metadata,
         },
     }

@@ -6,9 +6,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
-from . import __version__, distributed
+from . import distributed
 from .checkpoint import check_writable, save_atomic, write_json
 from .cli import (
     ArgumentParser,
@@ -25,6 +23,7 @@ from .finetuning import SCHEDULES, FinetuneConfig, FinetuneResult, finetune
 from .init import INIT_SCHEMES, make_classifier, parse_scheme
 from .mlp import ACTIVATIONS, CLASSIFIER_FORMAT
 from .training import OPTIMIZERS
+from .version import versions
 
 
 @dataclass
@@ -115,7 +114,7 @@ def _run(cfg: FinetuneRun) -> tuple[Path, FinetuneResult]:
         "run": run_info,
         "result": {k: v for k, v in result.to_dict().items() if not isinstance(v, list)},
         "data": {"name": dataset.name, "n_train": len(dataset.train), "n_val": len(dataset.val)},
-        "versions": {"torch": str(torch.__version__), "pretrain": __version__},
+        "versions": versions(),
     }
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     metrics = {**run_info, "config": asdict(cfg.finetune), "sizes": info["sizes"], **result.to_dict()}

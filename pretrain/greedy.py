@@ -16,13 +16,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import __version__, distributed
+from . import distributed
 from .data import batches
 from .errors import DivergenceError, PretrainError
 from .layers import OBJECTIVES, LayerObjective
 from .layers.rbm import HIDDEN
 from .mlp import ACTIVATIONS, build_mlp
 from .training import OPTIMIZERS, denormals_flushed, make_optimizer
+from .version import versions
 
 FORMAT = "pretrain.stack/1"
 
@@ -401,6 +402,6 @@ def stack_checkpoint(pretrainer: GreedyPretrainer, data: dict) -> dict:
             "data": dict(data),
             "input_scaling": dict(data.get("scaling", {"divide_by": 1.0})),
             "layers": histories,
-            "versions": {"torch": str(torch.__version__), "pretrain": __version__},
+            "versions": versions(),
         },
     }
