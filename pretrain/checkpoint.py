@@ -12,6 +12,17 @@ A stack checkpoint is a dict of plain types and tensors, readable with
   folded into its ``state_dict`` weights, so the model takes unstandardised inputs) and ``raw_bias``;
 - ``metadata``: format, layer sizes, activation(s) (one per layer), objective, every hyperparameter, input
   scaling, data set, seed, per-layer losses and timings, torch and package versions.
+
+A path ending in ``.safetensors`` holds the same dict in the pickle-free safetensors format, which
+every writer and reader here picks by the suffix:
+
+- ``state_dict`` tensors under their plain keys, so ``safetensors.torch.load_file(path)`` is a
+  state dict for ``model.load_state_dict(..., strict=False)`` as it stands;
+- the other tensors under ``<entry>.<name>`` (a dict, e.g. ``encoder.0.weight``) or
+  ``<entry>.<k>.<name>`` (a list of dicts, e.g. ``decoders.0.bias``), which ``load_state_dict``
+  reports as unexpected keys and never loads into a model;
+- ``metadata`` as the file's string metadata, each entry JSON-encoded (``json.loads(meta["activations"])``),
+  plus ``pretrain.layout`` (JSON) naming the dict and list entries, so reading gives back the same dict.
 """
 
 from __future__ import annotations
@@ -24,7 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+import safetensors.torch
 import torch
+from safetensors import safe_open
 
 from .errors import PretrainError
 
@@ -52,8 +65,76 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
 
 
 def save_atomic(obj: dict, path: str | Path) -> Path:
-    """``torch.save(obj)`` to ``path`` atomically (see ``atomic_write``)."""
+    """``torch.save(obj)`` to ``path`` atomically (see ``atomic_write``); safetensors for a ``.safetensors`` path."""
+    if Path(path).suffix == SAFETENSORS:
+        data = _to_safetensors(obj)  # before the file is opened: a bad dict leaves the old file as it is
+        return atomic_write(path, lambda f: f.write(data))
     return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+SAFETENSORS = ".safetensors"
+_LAYOUT = "pretrain.layout"  # metadata entry naming the dict and list entries besides state_dict
+
+
+def _to_safetensors(obj: dict) -> bytes:
+    """The bytes of ``obj`` (state_dict, metadata and dict / list-of-dict tensor entries) as safetensors."""
+    tensors: dict[str, torch.Tensor] = {}
+    layout: dict[str, int | None] = {}
+
+    def put(prefix: str, part) -> None:
+        if not isinstance(part, dict):
+            raise PretrainError(f"cannot write {prefix or 'state_dict'} to a {SAFETENSORS} file: not a dict of tensors")
+        for name, t in part.items():
+            key = f"{prefix}{name}"
+            if not isinstance(t, torch.Tensor) or key in tensors:
+                why = "a duplicate key" if key in tensors else f"a {type(t).__name__}, not a tensor"
+                raise PretrainError(f"cannot write {key!r} to a {SAFETENSORS} file: {why}")
+            # safetensors refuses views and shared storage: every tensor gets its own contiguous copy
+            tensors[key] = t.detach().cpu().clone(memory_format=torch.contiguous_format)
+
+    for entry, value in obj.items():
+        if entry == "state_dict":
+            put("", value)
+        elif entry != "metadata":
+            layout[entry] = len(value) if isinstance(value, list) else None
+            for k, part in enumerate(value) if isinstance(value, list) else [(None, value)]:
+                put(f"{entry}.{'' if k is None else f'{k}.'}", part)
+    metadata = {k: json.dumps(v) for k, v in obj.get("metadata", {}).items()}
+    metadata[_LAYOUT] = json.dumps(layout)
+    return safetensors.torch.save(tensors, metadata)
+
+
+def _from_safetensors(path: Path) -> dict:
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no mapping)
+    except Exception as err:  # truncated, or not a safetensors file at all
+        raise PretrainError(f"cannot load checkpoint {path}: {_first_line(err)}") from None
+    try:
+        layout = json.loads(header.pop(_LAYOUT))
+        metadata = {k: json.loads(v) for k, v in header.items()}
+    except (KeyError, ValueError, TypeError):
+        raise PretrainError(
+            f"{path} is not a pretrain checkpoint (no pretrain metadata); safetensors.torch.load_file reads its tensors"
+        ) from None
+    obj: dict = {"state_dict": {}, "metadata": metadata}
+    for entry, n in layout.items():
+        obj[entry] = [{} for _ in range(n)] if n is not None else {}
+    for key, t in tensors.items():
+        entry, _, rest = key.partition(".")
+        if entry not in layout:
+            obj["state_dict"][key] = t
+        elif layout[entry] is None:
+            obj[entry][rest] = t
+        else:
+            k, _, name = rest.partition(".")
+            obj[entry][int(k)][name] = t
+    return obj
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def write_json(path: str | Path, obj) -> Path:
@@ -103,15 +184,19 @@ def check_writable(path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read any checkpoint with ``weights_only=True``: a pickle that runs code is refused."""
+    """Read any checkpoint with ``weights_only=True``: a pickle that runs code is refused.
+
+    A ``.safetensors`` file is read without pickle and gives the same dict (see the module docstring).
+    """
     path = Path(path)
     if not path.is_file():
         raise PretrainError(f"checkpoint not found: {path}")
+    if path.suffix == SAFETENSORS:
+        return _from_safetensors(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a checkpoint, or an unsafe pickle
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise PretrainError(f"cannot load checkpoint {path}: {first}") from None
+        raise PretrainError(f"cannot load checkpoint {path}: {_first_line(err)}") from None
     if not isinstance(obj, dict) or "state_dict" not in obj or "metadata" not in obj:
         raise PretrainError(f"{path} is not a pretrain checkpoint (no state_dict and metadata)")
     return obj

@@ -211,7 +211,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument(
         "--output",
         default=None,
-        help="classifier checkpoint path (default: checkpoints/classifier-<data>-<init>-seed<seed>.pt)",
+        help="classifier checkpoint path, .pt or .safetensors (pickle-free) "
+        "(default: checkpoints/classifier-<data>-<init>-seed<seed>.pt)",
     )
     p.add_argument("--metrics", default=None, help="per-epoch metrics JSON (default: the --output path with .json)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")

@@ -268,7 +268,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument(
         "--output",
         default=None,
-        help="checkpoint path (default: checkpoints/<data>-<objective>-<activation>-<sizes>.pt)",
+        help="checkpoint path, .pt or .safetensors (pickle-free) "
+        "(default: checkpoints/<data>-<objective>-<activation>-<sizes>.pt)",
     )
     p.add_argument(
         "--resume",
