@@ -127,26 +127,27 @@ def _run(cfg: FinetuneRun) -> tuple[Path, FinetuneResult]:
 
 
 def summary(cfg: FinetuneRun, info: dict, r: FinetuneResult) -> str:
-    """One screen: the setup, a few epochs of the curve, and the final test error."""
+    """One screen: the setup, a few evaluations of the curve, and the final test error."""
     f = cfg.finetune
     arch = "-".join(map(str, info["sizes"][1:]))
     opt = f"{f.optimizer} lr {f.lr:g}" + (f" momentum {f.momentum:g}" if f.optimizer == "sgd" else "")
     lines = [
         f"init {cfg.init}   {arch} {'/'.join(sorted(set(info['activations'])))}   {opt}   schedule {f.schedule}",
-        f"{r.n_train} training labels, batch {f.batch_size}, freeze {f.freeze_epochs}, seed {f.seed}",
-        f"{'epoch':>5}  {'train loss':>10}  {'train err':>9}  {'val err':>8}  {'test err':>8}",
+        f"{r.n_train} training labels, {r.n_val} validation, batch {f.batch_size}, freeze {f.freeze_epochs}, "
+        f"seed {f.seed}",
+        f"{'step':>7}  {'train loss':>10}  {'train err':>9}  {'val err':>8}",
     ]
-    shown = sorted({1, *range(max(1, r.epochs_run - 7), r.epochs_run + 1), r.best_epoch})
-    for e in shown:
-        mark = "  <- best val" if e == r.best_epoch else ""
+    best = r.steps.index(r.best_step)
+    for i in sorted({0, *range(max(0, len(r.steps) - 8), len(r.steps)), best}):
+        mark = "  <- best val" if i == best else ""
         lines.append(
-            f"{e:>5}  {r.train_loss[e - 1]:>10.4f}  {100 * r.train_error[e - 1]:>8.2f}%  "
-            f"{100 * r.val_error[e - 1]:>7.2f}%  {100 * r.test_error[e - 1]:>7.2f}%{mark}"
+            f"{r.steps[i]:>7}  {r.train_loss[i]:>10.4f}  {100 * r.train_error[i]:>8.2f}%  "
+            f"{100 * r.val_error[i]:>7.2f}%{mark}"
         )
-    stop = "early stop" if r.stopped_early else "all epochs"
+    stop = "early stop" if r.stopped_early else "step cap"
     lines.append(
-        f"test error {100 * r.test_error_final:.2f}% ({r.test_errors}/{r.n_test}) at epoch {r.best_epoch} "
-        f"of {r.epochs_run} ({stop}), {r.seconds:.1f} s"
+        f"test error {100 * r.test_error_final:.2f}% ({r.test_errors}/{r.n_test}), training error "
+        f"{100 * r.train_error_final:.2f}%, at step {r.best_step} of {r.steps_run} ({stop}), {r.seconds:.1f} s"
     )
     return "\n".join(lines)
 
@@ -186,16 +187,20 @@ def build_parser() -> ArgumentParser:
         "--schedule",
         choices=SCHEDULES,
         default="constant",
-        help="per-epoch learning-rate schedule: constant, cosine to 0 over --epochs, or exponential (x --gamma)",
+        help="learning-rate schedule: constant, cosine to 0 over the step cap, or exponential (x --gamma per epoch)",
     )
     p.add_argument("--gamma", type=positive_float, default=0.95, help="per-epoch decay of the exponential schedule")
-    p.add_argument("--epochs", type=positive_int, default=30, help="maximum training epochs")
+    p.add_argument("--epochs", type=positive_int, default=30, help="maximum training epochs (the step cap)")
+    p.add_argument("--max-steps", type=positive_int, default=None, help="step cap instead of --epochs (none)")
+    p.add_argument(
+        "--eval-every", type=positive_int, default=None, help="steps between validation evaluations (one epoch)"
+    )
     p.add_argument("--batch-size", type=positive_int, default=128, help="mini-batch size")
     p.add_argument(
         "--patience",
         type=int,
         default=5,
-        help="early stopping: stop after this many epochs without a better validation error (0: never)",
+        help="early stopping: stop after this many evaluations without a better validation error (0: never)",
     )
     p.add_argument(
         "--freeze-epochs", type=int, default=0, help="train only the head for the first N epochs (backpropclassify: 5)"
@@ -231,6 +236,8 @@ def parse_args(argv: list[str] | None = None) -> FinetuneRun:
         schedule=a.schedule,
         gamma=a.gamma,
         epochs=a.epochs,
+        max_steps=a.max_steps,
+        eval_every=a.eval_every,
         batch_size=a.batch_size,
         patience=a.patience or None,
         freeze_epochs=a.freeze_epochs,

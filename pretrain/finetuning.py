@@ -1,14 +1,17 @@
 """Supervised fine-tuning of a classifier: one protocol for every init, so arms differ only in their init.
 
-Everything random here (the labelled subset and the mini-batch order) draws from generators
-seeded by ``config.seed`` alone. The model comes in already initialized (see
-``pretrain.init.make_classifier``, which seeds the init, head included, with the same
+Budgets are counted in optimizer steps. Validation error is measured every ``eval_every`` steps;
+early stopping keeps the weights of the lowest validation error and restores them at the end.
+The test set is looked at once, at the very end, on those restored weights.
+
+Everything random here (the labelled subset, the validation subset and the mini-batch order)
+draws from generators seeded by ``config.seed`` alone. The model comes in already initialized
+(see ``pretrain.init.make_classifier``, which seeds the init, head included, with the same
 seed), so two runs with the same config and the same init give identical metrics on the CPU.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
-from .data import Dataset, Split, batches
+from .data import Dataset, Split
 from .errors import DivergenceError, PretrainError
 from .training import OPTIMIZERS, denormals_flushed, make_optimizer
 
@@ -32,12 +35,17 @@ class FinetuneConfig:
     """Every hyperparameter of a fine-tuning run (saved with the classifier).
 
     - ``optimizer``: ``sgd`` (with ``momentum``, Nesterov off) or ``adam``; ``weight_decay`` is L2.
-    - ``schedule`` (per epoch): ``constant``; ``cosine`` from ``lr`` to 0 over ``epochs``;
-      ``exponential``: ``lr · gamma^epoch``.
-    - ``patience``: stop after this many epochs without a lower validation error (None: never);
-      the weights of the best validation epoch are restored at the end.
+    - The step cap is ``max_steps``, or ``epochs`` passes over the labelled examples when unset.
+    - ``schedule`` (per step): ``constant``; ``cosine`` from ``lr`` down to ``lr · final_lr`` over
+      ``decay_steps`` (default: the cap), then held there; ``exponential``: ``lr · gamma^epoch``.
+    - ``eval_every``: optimizer steps between validation evaluations (None: once per epoch).
+    - ``patience``: stop after this many evaluations without a lower validation error (None:
+      never). With ``fit_error`` set, evaluations only count once the training error of the
+      steps since the previous evaluation has been at most ``fit_error``, so a run is not stopped
+      before it has fitted its training set. The best-validation weights are restored at the end.
     - ``freeze_epochs``: the first N epochs train only the head (the last ``nn.Linear``).
     - ``labels``: fine-tune on a stratified subset of this many training examples (None: all).
+    - ``val_labels``: validate on a stratified subset of this many validation examples (None: all).
     """
 
     optimizer: str = "sgd"
@@ -47,16 +55,25 @@ class FinetuneConfig:
     schedule: str = "constant"
     gamma: float = 0.95
     epochs: int = 30
+    max_steps: int | None = None
+    decay_steps: int | None = None
+    final_lr: float = 0.0
+    eval_every: int | None = None
     batch_size: int = 128
     patience: int | None = 5
+    fit_error: float | None = None
     freeze_epochs: int = 0
     labels: int | None = None
+    val_labels: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise PretrainError(msg)
+
+        def positive_or_none(value, name: str) -> None:
+            need(value is None or value > 0, f"{name} must be positive, got {value}")
 
         need(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
         need(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
@@ -67,33 +84,51 @@ class FinetuneConfig:
             f"weight decay must be >= 0, got {self.weight_decay}",
         )
         need(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
+        need(0 <= self.final_lr <= 1, f"final lr must be a fraction in [0, 1] of lr, got {self.final_lr}")
         need(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
         need(self.batch_size > 0, f"batch size must be positive, got {self.batch_size}")
-        need(self.patience is None or self.patience > 0, f"patience must be positive, got {self.patience}")
         need(self.freeze_epochs >= 0, f"freeze epochs must be >= 0, got {self.freeze_epochs}")
+        need(self.fit_error is None or 0 <= self.fit_error <= 1, f"fit error must be in [0, 1], got {self.fit_error}")
+        for name in ("max_steps", "decay_steps", "eval_every", "patience"):
+            positive_or_none(getattr(self, name), name.replace("_", " "))
         need(self.labels is None or self.labels > 0, f"--labels must be positive, got {self.labels}")
+        need(
+            self.val_labels is None or self.val_labels > 0, f"validation labels must be positive, got {self.val_labels}"
+        )
 
 
 @dataclass
 class FinetuneResult:
-    """Per-epoch metrics (errors are fractions in [0, 1]) and the outcome of one run.
+    """Metrics per evaluation (errors are fractions in [0, 1]) and the outcome of one run.
 
-    ``train_loss``/``train_error`` are averaged over the epoch's mini-batches while training;
-    ``val_error``/``test_error`` are measured after each epoch. ``test_error_final`` is the test
-    error of ``best_epoch`` (1-based, lowest validation error), whose weights the model ends with.
+    ``steps[i]`` is the number of optimizer steps done at evaluation ``i``; ``train_loss`` and
+    ``train_error`` average the mini-batches since the previous evaluation, ``val_error`` and
+    ``val_loss`` are measured at it. ``best_step`` is the evaluation with the lowest validation
+    error, whose weights the model ends with; ``train_error_final`` is their error on all the
+    labelled training examples, ``test_error_final`` their test error (NaN when not scored).
+    ``stopped_early``: stopped by ``patience`` before the cap. ``fitted``: the training error of
+    some evaluation window reached ``fit_error`` (always True when it is not set).
     """
 
+    steps: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     train_error: list[float] = field(default_factory=list)
     val_error: list[float] = field(default_factory=list)
-    test_error: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_step: int = 0
+    steps_run: int = 0
+    max_steps: int = 0
+    steps_per_epoch: int = 0
+    stopped_early: bool = False
+    fitted: bool = False
+    train_error_final: float = float("nan")
+    val_error_best: float = float("nan")
+    val_loss_best: float = float("nan")
     test_error_final: float = float("nan")
     test_errors: int = 0
     n_test: int = 0
-    best_epoch: int = 0
-    epochs_run: int = 0
-    stopped_early: bool = False
     n_train: int = 0
+    n_val: int = 0
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -119,15 +154,40 @@ def stratified_subset(y: torch.Tensor, n: int, generator: torch.Generator) -> to
 
 
 @torch.no_grad()
+def evaluate(model: nn.Module, split: Split) -> tuple[int, float]:
+    """``(misclassified count, summed cross-entropy)`` over ``split``, in chunks of 8192 rows."""
+    wrong = torch.zeros((), dtype=torch.long)
+    loss = torch.zeros((), dtype=torch.float64)
+    for x, y in zip(split.x.split(_EVAL_CHUNK), split.y.split(_EVAL_CHUNK)):
+        logits = model(x)
+        wrong += (logits.argmax(1) != y).sum().cpu()
+        loss += F.cross_entropy(logits, y, reduction="sum").double().cpu()
+    return int(wrong), float(loss)
+
+
 def error_rate(model: nn.Module, split: Split) -> tuple[float, int]:
     """``(fraction, count)`` of misclassified examples of ``split``."""
-    wrong = 0
-    for x, y in zip(split.x.split(_EVAL_CHUNK), split.y.split(_EVAL_CHUNK)):
-        wrong += int((model(x).argmax(1) != y).sum())
+    wrong, _ = evaluate(model, split)
     return wrong / max(len(split), 1), wrong
 
 
-def _check(model: nn.Module, dataset: Dataset) -> tuple[nn.Linear, int]:
+def labelled_subsets(dataset: Dataset, config: FinetuneConfig) -> tuple[Split, Split]:
+    """The training and validation examples a run with ``config`` uses (stratified, seeded by ``config.seed``).
+
+    The validation subset comes from the validation split, so it never overlaps the labelled
+    training examples.
+    """
+    train, val = dataset.train, dataset.val
+    if config.labels is not None:
+        idx = stratified_subset(train.y, config.labels, torch.Generator().manual_seed(config.seed * 1_000_003 + 1))
+        train = Split(train.x[idx.to(train.x.device)], train.y[idx.to(train.y.device)])
+    if config.val_labels is not None and config.val_labels < len(val):
+        idx = stratified_subset(val.y, config.val_labels, torch.Generator().manual_seed(config.seed * 1_000_003 + 3))
+        val = Split(val.x[idx.to(val.x.device)], val.y[idx.to(val.y.device)])
+    return train, val
+
+
+def _check(model: nn.Module, dataset: Dataset) -> nn.Linear:
     for name, split in (("training", dataset.train), ("validation", dataset.val), ("test", dataset.test)):
         if split.y is None:
             raise PretrainError(f"{dataset.name}: the {name} split has no labels; fine-tuning needs y")
@@ -141,111 +201,136 @@ def _check(model: nn.Module, dataset: Dataset) -> tuple[nn.Linear, int]:
     n_classes = 1 + max(int(s.y.max()) for s in (dataset.train, dataset.val, dataset.test))
     if linears[-1].out_features < n_classes:
         raise PretrainError(f"the model has {linears[-1].out_features} outputs, {dataset.name} has {n_classes} classes")
-    return linears[-1], n_classes
+    return linears[-1]
 
 
-def _lr_factor(config: FinetuneConfig):
+def lr_factor(config: FinetuneConfig, step: int, cap: int, steps_per_epoch: int) -> float:
+    """The learning rate of optimizer step ``step`` (counting from 0) as a fraction of ``config.lr``."""
     if config.schedule == "cosine":
-        return lambda e: 0.5 * (1 + math.cos(math.pi * e / config.epochs))
+        progress = min(step / (config.decay_steps or cap), 1.0)
+        return config.final_lr + (1 - config.final_lr) * 0.5 * (1 + math.cos(math.pi * progress))
     if config.schedule == "exponential":
-        return lambda e: config.gamma**e
-    return lambda e: 1.0
+        return config.gamma ** (step // steps_per_epoch)
+    return 1.0
 
 
 def finetune(
-    model: nn.Sequential, dataset: Dataset, config: FinetuneConfig, *, progress: bool = False
+    model: nn.Sequential, dataset: Dataset, config: FinetuneConfig, *, progress: bool = False, score_test: bool = True
 ) -> FinetuneResult:
     """Train ``model`` (in place, on its own device) on ``dataset``'s labels; return the metrics.
 
-    Cross-entropy on the model's outputs (logits). Raises ``DivergenceError`` naming the epoch
-    when the training loss becomes NaN or infinite, ``PretrainError`` for bad input.
+    Cross-entropy on the model's outputs (logits). ``score_test=False`` leaves the test set
+    unlooked-at (for tuning runs). Raises ``DivergenceError`` naming the step and epoch when
+    the training loss becomes NaN or infinite, ``PretrainError`` for bad input.
     Runs with denormal floats flushed to zero, as the greedy trainer does.
     """
     with denormals_flushed():
-        return _finetune(model, dataset, config, progress)
+        return _finetune(model, dataset, config, progress, score_test)
 
 
-def _finetune(model: nn.Sequential, dataset: Dataset, config: FinetuneConfig, progress: bool) -> FinetuneResult:
-    head, _ = _check(model, dataset)
+def _finetune(
+    model: nn.Sequential, dataset: Dataset, config: FinetuneConfig, progress: bool, score_test: bool
+) -> FinetuneResult:
+    head = _check(model, dataset)
     device = next(model.parameters()).device
     data = dataset.to(device)
-    x, y = data.train.x, data.train.y
-    if config.labels is not None:
-        subset_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + 1)
-        idx = stratified_subset(dataset.train.y, config.labels, subset_gen).to(device)
-        x, y = x[idx], y[idx]
-    n_total = x.shape[0]
-    x, y = distributed.shard(x, y)  # under torchrun: this rank's rows only
-    batch_size = distributed.local_batch_size(config.batch_size)  # the global batch is config.batch_size
+    train, val = labelled_subsets(data, config)
+    n_total = len(train)
+    x, y = distributed.shard(train.x, train.y)  # under torchrun: this rank's rows only
+    batch_size = min(distributed.local_batch_size(config.batch_size), x.shape[0])  # global batch: batch_size
+    steps_per_epoch = math.ceil(x.shape[0] / batch_size)
+    cap = config.max_steps or config.epochs * steps_per_epoch
+    eval_every = config.eval_every or steps_per_epoch
+    freeze_steps = config.freeze_epochs * steps_per_epoch
     order_gen = torch.Generator().manual_seed(config.seed * 1_000_003 + 2)
 
     params = list(model.parameters())
     trainable = [p.requires_grad for p in params]  # restored at the end; frozen-by-the-user stays frozen
     head_params = {id(p) for p in head.parameters()}
     opt = make_optimizer(params, config.optimizer, config.lr, config.momentum, config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(config))
     net, net_frozen = model, None
 
-    result = FinetuneResult(n_train=n_total, n_test=len(data.test))
+    result = FinetuneResult(max_steps=cap, steps_per_epoch=steps_per_epoch, n_train=n_total, n_val=len(val))
+    result.fitted = config.fit_error is None
     best_val, best_state, since_best = math.inf, None, 0
-    n_batches = math.ceil(x.shape[0] / batch_size)
-    bar = tqdm(
-        total=config.epochs * n_batches, disable=not progress, desc="fine-tune", unit="batch", dynamic_ncols=True
-    )
+    loss_sum = torch.zeros((), device=device)
+    wrong = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
+    bar = tqdm(total=cap, disable=not progress, desc="fine-tune", unit="step", dynamic_ncols=True)
     t_start = time.perf_counter()
     try:
-        for epoch in range(config.epochs):
-            frozen = epoch < config.freeze_epochs
-            for p, want in zip(params, trainable):
-                p.requires_grad_(want and (not frozen or id(p) in head_params))
-            if distributed.is_distributed() and frozen != net_frozen:
+        step, order = 0, torch.empty(0, dtype=torch.long)
+        while step < cap:
+            frozen = step < freeze_steps
+            if frozen != net_frozen:
+                for p, want in zip(params, trainable):
+                    p.requires_grad_(want and (not frozen or id(p) in head_params))
                 # DDP averages the gradients across ranks during backward; it syncs the parameters
                 # that require grad when built, so it is rebuilt when the head-only epochs end
-                net, net_frozen = distributed.ddp(model), frozen
-            model.train()
-            loss_sum = torch.zeros((), device=device)
-            wrong = torch.zeros((), dtype=torch.long, device=device)
-            for i, idx in enumerate(batches(x.shape[0], batch_size, order_gen, device)):
-                logits = net(x[idx])
-                loss = F.cross_entropy(logits, y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_sum += loss.detach() * idx.numel()
-                wrong += (logits.detach().argmax(1) != y[idx]).sum()
-                if i % 50 == 49:
-                    bar.set_postfix(loss=f"{loss.item():.4g}", refresh=False)
-                bar.update(1)
-            scheduler.step()
-            train_loss = distributed.all_reduce_sum(loss_sum).item() / n_total
+                net, net_frozen = (distributed.ddp(model) if distributed.is_distributed() else model), frozen
+                model.train()
+            k = step % steps_per_epoch
+            if k == 0:
+                order = torch.randperm(x.shape[0], generator=order_gen).to(device)
+            idx = order[k * batch_size : (k + 1) * batch_size]
+            factor = lr_factor(config, step, cap, steps_per_epoch)
+            for group in opt.param_groups:
+                group["lr"] = config.lr * factor
+            xb, yb = x[idx], y[idx]
+            logits = net(xb)
+            loss = F.cross_entropy(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * idx.numel()
+            wrong += (logits.detach().argmax(1) != yb).sum()
+            seen += idx.numel()
+            step += 1
+            if step % eval_every and step < cap:
+                continue
+            # ------------------------------------------------------------- evaluation
+            n_seen = distributed.all_reduce_sum(torch.tensor(float(seen), device=device)).item()
+            train_loss = distributed.all_reduce_sum(loss_sum).item() / n_seen
             if not math.isfinite(train_loss):
                 raise DivergenceError(
-                    f"epoch {epoch + 1}: the training loss became {train_loss}; "
-                    f"try a smaller learning rate than --lr {config.lr:g}"
+                    f"step {step} (epoch {math.ceil(step / steps_per_epoch)}): the training loss became "
+                    f"{train_loss}; try a smaller learning rate than --lr {config.lr:g}"
                 )
+            train_err = distributed.all_reduce_sum(wrong).item() / n_seen
+            loss_sum.zero_(), wrong.zero_()
+            seen = 0
             model.eval()
-            val_err, _ = error_rate(model, data.val)
-            test_err, _ = error_rate(model, data.test)
+            val_wrong, val_loss = evaluate(model, val)
+            model.train()
+            val_err = val_wrong / len(val)
+            result.steps.append(step)
             result.train_loss.append(train_loss)
-            result.train_error.append(distributed.all_reduce_sum(wrong).item() / n_total)
+            result.train_error.append(train_err)
             result.val_error.append(val_err)
-            result.test_error.append(test_err)
-            result.epochs_run = epoch + 1
-            bar.set_postfix(loss=f"{train_loss:.4g}", val_err=f"{100 * val_err:.2f}%", frozen=frozen)
+            result.val_loss.append(val_loss / len(val))
+            result.fitted = result.fitted or train_err <= config.fit_error
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{train_loss:.4g}", val_err=f"{100 * val_err:.2f}%", frozen=frozen, refresh=False)
             if val_err < best_val:
-                best_val, since_best, result.best_epoch = val_err, 0, epoch + 1
-                best_state = copy.deepcopy(model.state_dict())
-            else:
+                best_val, since_best, result.best_step = val_err, 0, step
+                result.val_loss_best = val_loss / len(val)
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            elif result.fitted:
                 since_best += 1
                 if config.patience is not None and since_best >= config.patience:
-                    result.stopped_early = epoch + 1 < config.epochs
+                    result.stopped_early = step < cap
                     break
     finally:
         bar.close()
         for p, want in zip(params, trainable):
             p.requires_grad_(want)
-    result.seconds = time.perf_counter() - t_start
+    result.steps_run = step
     model.load_state_dict(best_state)
     model.eval()
-    result.test_error_final, result.test_errors = error_rate(model, data.test)
+    result.seconds = time.perf_counter() - t_start
+    result.val_error_best = best_val
+    result.train_error_final = error_rate(model, train)[0]
+    if score_test:
+        result.n_test = len(data.test)
+        result.test_error_final, result.test_errors = error_rate(model, data.test)
     return result

@@ -1,4 +1,5 @@
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ from pretrain import finetune as finetune_cli
 from pretrain import stack as stack_cli
 from pretrain.data import Dataset, Split
 from pretrain.errors import DivergenceError, PretrainError
-from pretrain.finetuning import FinetuneConfig, finetune, stratified_subset
+from pretrain.finetuning import FinetuneConfig, error_rate, finetune, labelled_subsets, stratified_subset
 from pretrain.init import make_classifier
 from pretrain.mlp import load_classifier
 
@@ -34,7 +35,7 @@ def test_same_seed_and_config_give_identical_metrics_twice():
     a, b = (r.to_dict() for r in runs)
     a.pop("seconds"), b.pop("seconds")
     assert a == b
-    assert len(a["train_loss"]) == len(a["test_error"]) == 6 and a["train_loss"][-1] < a["train_loss"][0]
+    assert len(a["train_loss"]) == len(a["steps"]) == 6 and a["train_loss"][-1] < a["train_loss"][0]
 
 
 def test_adam_cosine_weight_decay_and_early_stopping_restores_the_best_epoch():
@@ -42,10 +43,11 @@ def test_adam_cosine_weight_decay_and_early_stopping_restores_the_best_epoch():
     data = blobs_dataset()
     model = model_for()
     r = finetune(model, data, cfg)
-    assert r.stopped_early and r.epochs_run == r.best_epoch + 2
-    assert r.test_error_final == pytest.approx(r.test_error[r.best_epoch - 1])
+    assert r.stopped_early and r.steps[-1] == r.steps[r.steps.index(r.best_step) + 2]
     assert r.test_errors == round(r.test_error_final * r.n_test)
-    assert r.val_error[r.best_epoch - 1] == min(r.val_error)
+    assert r.val_error_best == min(r.val_error) == r.val_error[r.steps.index(r.best_step)]
+    # the restored weights are the best-validation ones
+    assert error_rate(model, data.val)[0] == r.val_error_best
 
 
 def test_freeze_epochs_train_only_the_head():
@@ -83,6 +85,38 @@ def test_arms_under_one_seed_see_the_same_batches():
         finetune(model, blobs_dataset(), FinetuneConfig(**{**CFG, "epochs": 2}))
         seen.append(order)
     assert seen[0] == seen[1]
+
+
+def test_steps_budget_eval_interval_and_test_looked_at_once_at_the_end():
+    cfg = FinetuneConfig(lr=0.3, max_steps=25, eval_every=10, batch_size=32, patience=None, schedule="cosine")
+    r = finetune(model_for(), blobs_dataset(), cfg, score_test=False)
+    assert r.steps == [10, 20, 25] and r.steps_run == 25 and not r.stopped_early and r.fitted
+    assert math.isnan(r.test_error_final) and r.n_test == 0 and 0 <= r.train_error_final <= 1
+    r = finetune(model_for(), blobs_dataset(), cfg)
+    assert r.n_test == 60 and r.test_errors == round(r.test_error_final * 60)
+
+
+def test_patience_counts_only_once_the_training_set_is_fitted():
+    cfg = FinetuneConfig(lr=1e-4, max_steps=40, eval_every=2, batch_size=32, patience=1, fit_error=0.0)
+    r = finetune(model_for(), blobs_dataset(), cfg)  # too small a rate to fit: runs to the cap
+    assert not r.fitted and not r.stopped_early and r.steps_run == 40
+    r = finetune(model_for(), blobs_dataset(), FinetuneConfig(**{**cfg.__dict__, "lr": 1e-4, "fit_error": None}))
+    assert r.fitted and r.stopped_early and r.steps_run < 40
+
+
+def test_small_label_validation_is_stratified_from_the_validation_split():
+    data = blobs_dataset(n=600)
+    train, val = labelled_subsets(data, FinetuneConfig(labels=30, val_labels=30, seed=3))
+    assert len(train) == len(val) == 30
+    counts = torch.bincount(data.val.y, minlength=3).double() * 30 / len(data.val)
+    assert (torch.bincount(val.y, minlength=3) - counts).abs().max() < 1
+    rows = {tuple(r.tolist()) for r in data.val.x}
+    assert all(tuple(r.tolist()) in rows for r in val.x)  # from the validation split: never a training example
+    again = labelled_subsets(data, FinetuneConfig(labels=30, val_labels=30, seed=3))[1]
+    assert torch.equal(again.x, val.x)
+    assert len(labelled_subsets(data, FinetuneConfig(val_labels=10_000))[1]) == len(data.val)
+    r = finetune(model_for(), data, FinetuneConfig(**{**CFG, "epochs": 1}, labels=30, val_labels=30))
+    assert (r.n_train, r.n_val) == (30, 30)
 
 
 def test_divergence_names_the_epoch():
@@ -125,8 +159,8 @@ def test_cli_end_to_end_on_blobs(tmp_path, blobs, capsys):
     rc, stdout, _ = cli(capsys, *args)
     assert rc == 0 and "saved" in stdout
     metrics = json.loads(out.with_suffix(".json").read_text())
-    for key in ("train_loss", "train_error", "val_error", "test_error"):
-        assert len(metrics[key]) == metrics["epochs_run"]
+    for key in ("train_loss", "train_error", "val_error", "val_loss"):
+        assert len(metrics[key]) == len(metrics["steps"]) == 4  # one evaluation per epoch
     assert metrics["init"] == "he-normal" and metrics["config"]["lr"] == 0.05
     model, meta = load_classifier(out)
     assert meta["finetune"]["epochs"] == 4 and meta["sizes"] == [16, 8, 4] and meta["activations"] == ["relu"] * 2
@@ -136,7 +170,7 @@ def test_cli_end_to_end_on_blobs(tmp_path, blobs, capsys):
     out2 = tmp_path / "out" / "clf2.pt"
     rc, _, _ = cli(capsys, *args[:-3], "--output", out2, "--quiet")
     again = json.loads(out2.with_suffix(".json").read_text())
-    for key in ("train_loss", "train_error", "val_error", "test_error", "test_errors", "best_epoch"):
+    for key in ("train_loss", "train_error", "val_error", "test_errors", "best_step", "train_error_final"):
         assert again[key] == metrics[key]
 
 
