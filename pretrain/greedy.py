@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import torch
@@ -188,32 +188,53 @@ class GreedyPretrainer:
         x: torch.Tensor,
         x_val: torch.Tensor | None = None,
         *,
+        y: torch.Tensor | None = None,
+        y_val: torch.Tensor | None = None,
         progress: bool = False,
         on_epoch: Callable[[GreedyPretrainer], None] | None = None,
     ) -> GreedyPretrainer:
         """Train every layer not yet finished. ``x``: ``(N, D)``; ``x_val``: ``(M, D)`` or None.
 
+        ``y`` ``(N,)`` and ``y_val`` ``(M,)``: integer labels, used only by objectives that need them
+        (``supervised``), which refuse to fit without ``y``.
         ``on_epoch(self)`` runs after every epoch (the CLI saves its resume file there).
         Training runs with denormal floats flushed to zero (see ``denormals_flushed``).
         """
         with denormals_flushed():
-            return self._fit(x, x_val, progress, on_epoch)
+            return self._fit(x, x_val, y, y_val, progress, on_epoch)
 
-    def _fit(self, x, x_val, progress, on_epoch) -> GreedyPretrainer:
+    def _fit(self, x, x_val, y, y_val, progress, on_epoch) -> GreedyPretrainer:
         if x.ndim != 2:
             raise PretrainError(f"training data must have shape (N, D), got {tuple(x.shape)}")
+        y, y_val = self._labels(x, y, y_val)
         codes = x.to(self.device)
-        (codes,) = distributed.shard(codes)  # under torchrun: this rank's rows only
+        codes, *rest = distributed.shard(codes, *([] if y is None else [y]))  # under torchrun: this rank's rows
+        labels = rest[0] if rest else None
         codes_val = None if x_val is None else x_val.to(self.device)
+        labels_val = None if x_val is None else y_val
         for k in range(len(self.config.layers)):
             if k >= len(self.history_) or not self.history_[k].done:
-                self._fit_layer(k, codes, codes_val, progress, on_epoch)
+                self._fit_layer(k, codes, codes_val, labels, labels_val, progress, on_epoch)
             if k + 1 < len(self.config.layers):
                 codes = self._encode(self.layers_[k], codes)
                 codes_val = None if codes_val is None else self._encode(self.layers_[k], codes_val)
         return self
 
-    def _fit_layer(self, k, x, x_val, progress, on_epoch) -> None:
+    def _labels(self, x, y, y_val) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The labels on the device when the objective needs them (else None); infers ``n_classes``."""
+        cfg = self.config
+        if not OBJECTIVES[cfg.objective].needs_labels:
+            return None, None
+        if y is None:
+            raise PretrainError(f"the {cfg.objective} objective needs labels, and the data has none")
+        if y.shape != (x.shape[0],) or y.dtype.is_floating_point:
+            raise PretrainError(f"labels must be integers of shape ({x.shape[0]},), got {tuple(y.shape)} {y.dtype}")
+        if cfg.options.n_classes is None:  # the run's config records the number it used
+            top = distributed.global_range(y.float()).max()
+            cfg.options = replace(cfg.options, n_classes=int(top) + 1)
+        return y.to(self.device), None if y_val is None else y_val.to(self.device)
+
+    def _fit_layer(self, k, x, x_val, y, y_val, progress, on_epoch) -> None:
         cfg = self.config
         generator = torch.Generator(self.device).manual_seed(cfg.seed * 1_000_003 + k)
         if k == len(self.layers_):  # a fresh layer (not one being resumed)
@@ -254,14 +275,14 @@ class GreedyPretrainer:
             total = torch.zeros((), device=self.device)
             for i, idx in enumerate(batches(x.shape[0], batch_size, generator, self.device)):
                 batch = x[idx]
-                total += layer.train_step(batch, optimizer) * batch.shape[0]
+                total += layer.train_step(batch, optimizer, None if y is None else y[idx]) * batch.shape[0]
                 if i % 50 == 49:
                     bar.set_postfix(loss=f"{total.item() / ((i + 1) * batch_size):.4g}", refresh=False)
                 bar.update(1)
             history.seconds += time.perf_counter() - t0
             history.samples += n_total
             train_loss = distributed.all_reduce_sum(total).item() / n_total
-            val_loss = float("nan") if x_val is None else self._mean_loss(layer, x_val)
+            val_loss = float("nan") if x_val is None else self._mean_loss(layer, x_val, y_val)
             bad = [
                 f"{name} loss became {v}"
                 for name, v in (("training", train_loss), ("validation", val_loss))
@@ -284,6 +305,7 @@ class GreedyPretrainer:
                 on_epoch(self)
         self._live = None
         bar.close()
+        layer.finish()
         layer.eval()
         layer.requires_grad_(False)
 
@@ -299,8 +321,9 @@ class GreedyPretrainer:
 
     @staticmethod
     @torch.no_grad()
-    def _mean_loss(layer: LayerObjective, x: torch.Tensor, chunk: int = 8192) -> float:
-        total = sum(float(layer.reconstruction_loss(p)) * p.shape[0] for p in x.split(chunk))
+    def _mean_loss(layer: LayerObjective, x: torch.Tensor, y: torch.Tensor | None, chunk: int = 8192) -> float:
+        labels = [None] * math.ceil(x.shape[0] / chunk) if y is None else y.split(chunk)
+        total = sum(float(layer.reconstruction_loss(p, t)) * p.shape[0] for p, t in zip(x.split(chunk), labels))
         return total / x.shape[0]
 
     # ------------------------------------------------------------ using the stack
@@ -355,6 +378,8 @@ class GreedyPretrainer:
         spec = OBJECTIVES[cfg.objective]
         for k, (weights, hist) in enumerate(zip(state["layers"], state["history"])):
             layer = spec.build(hist["n_in"], hist["n_out"], cfg.activations[k], cfg.options, hist["loss"], None, cfg)
+            if hist["done"]:
+                layer.finish()  # e.g. a supervised layer's temporary head is not saved
             layer.load_state_dict(weights)
             self.layers_.append(layer.to(self.device))
             self.history_.append(LayerHistory(**{f: hist[f] for f in _HISTORY_FIELDS if f in hist}))

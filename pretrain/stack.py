@@ -84,7 +84,7 @@ def _run(cfg: StackRun) -> Path:
         differ = [
             f"--{k.replace('_', '-')} {saved.get(k)} (now {v})"
             for k, v in {**_flat(cfg.greedy.to_dict()), **run_args}.items()
-            if saved.get(k) != v
+            if v is not None and saved.get(k) != v  # None: a default the run may have resolved
         ]
         if differ:
             raise PretrainError(f"{resume_path} was started with other settings: {', '.join(differ)}")
@@ -100,7 +100,14 @@ def _run(cfg: StackRun) -> Path:
     created_resume = not resume_path.exists()
     new_dirs = [d for d in out.parents if not d.exists()]  # deepest first
     try:
-        pretrainer.fit(dataset.train.x, dataset.val.x, progress=main and not cfg.quiet, on_epoch=save_progress)
+        pretrainer.fit(
+            dataset.train.x,
+            dataset.val.x,
+            y=dataset.train.y,
+            y_val=dataset.val.y,
+            progress=main and not cfg.quiet,
+            on_epoch=save_progress,
+        )
     except PretrainError:  # e.g. divergence: leave nothing behind
         if created_resume and main:
             resume_path.unlink(missing_ok=True)
@@ -139,9 +146,11 @@ def _write_figures(pretrainer: GreedyPretrainer, dataset, out: Path) -> None:
         return
     weight = pretrainer.layers_[0].encoder.weight
     paths = [figures.save_filters(weight, dataset.image_shape, out.with_suffix(".filters.png"))]
-    x = dataset.test.x[:50].to(pretrainer.device)
-    x_hat = pretrainer.reconstruct(x)
-    paths.append(figures.save_reconstructions(x, x_hat, dataset.image_shape, out.with_suffix(".reconstructions.png")))
+    if all(layer.reconstructs for layer in pretrainer.layers_):
+        x = dataset.test.x[:50].to(pretrainer.device)
+        x_hat = pretrainer.reconstruct(x)
+        recon_path = out.with_suffix(".reconstructions.png")
+        paths.append(figures.save_reconstructions(x, x_hat, dataset.image_shape, recon_path))
     for p in paths:
         print(f"wrote {p}")
 
@@ -166,7 +175,8 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="python -m pretrain.stack",
         description="Pretrain a stack of hidden layers greedily, one layer at a time, each as an "
-        "autoencoder on the codes of the frozen layers below it. The checkpoint's state_dict "
+        "autoencoder, RBM or (with labels) supervised layer on the codes of the frozen layers below it. "
+        "The checkpoint's state_dict "
         "loads into a plain nn.Sequential(Linear, act, Linear, act, ..., head).",
     )
     p.add_argument(
@@ -178,7 +188,13 @@ def build_parser() -> ArgumentParser:
         help="hidden layer sizes, bottom first, e.g. 500 250 100",
     )
     add_data_arguments(p)
-    p.add_argument("--objective", choices=list(OBJECTIVES), default="autoencoder", help="layer objective")
+    p.add_argument(
+        "--objective",
+        choices=list(OBJECTIVES),
+        default="autoencoder",
+        help="layer objective: (denoising) autoencoder, rbm, or supervised (a temporary softmax head on the "
+        "labels, discarded when the layer is done; needs labelled data)",
+    )
     p.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid", help="hidden activation")
     p.add_argument(
         "--top-activation",

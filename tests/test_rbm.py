@@ -237,14 +237,14 @@ def test_cli_end_to_end_export_resume_and_frozen_layers(blobs_npz, tmp_path, cap
     snapshots = []
     original = greedy.GreedyPretrainer._fit_layer
 
-    def interrupted(self, k, x, x_val, progress, on_epoch):
+    def interrupted(self, k, x, x_val, y, y_val, progress, on_epoch):
         def stop_after_one(p):
             snapshots.append([{n: v.clone() for n, v in layer.state_dict().items()} for layer in p.layers_])
             on_epoch(p)
             if k == 1 and len(p.history_[1].train_loss) == 1:
                 raise KeyboardInterrupt
 
-        return original(self, k, x, x_val, progress, stop_after_one)
+        return original(self, k, x, x_val, y, y_val, progress, stop_after_one)
 
     monkeypatch.setattr(greedy.GreedyPretrainer, "_fit_layer", interrupted)
     cut = tmp_path / "cut.pt"

@@ -74,13 +74,13 @@ def test_resume_continues_an_interrupted_run(blobs_npz, tmp_path, capsys, monkey
 
     original = greedy.GreedyPretrainer._fit_layer
 
-    def interrupted(self, k, x, x_val, progress, on_epoch):
+    def interrupted(self, k, x, x_val, y, y_val, progress, on_epoch):
         def stop_after_one(p):
             on_epoch(p)
             if k == 1 and len(p.history_[1].train_loss) == 1:
                 raise KeyboardInterrupt
 
-        return original(self, k, x, x_val, progress, stop_after_one)
+        return original(self, k, x, x_val, y, y_val, progress, stop_after_one)
 
     monkeypatch.setattr(greedy.GreedyPretrainer, "_fit_layer", interrupted)
     out = tmp_path / "cut.pt"

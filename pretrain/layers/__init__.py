@@ -3,11 +3,13 @@
 from .autoencoder import AUTOENCODER, DENOISING, AutoencoderConfig, AutoencoderLayer, DenoisingConfig
 from .base import LayerObjective, Objective
 from .rbm import RBM, RBMConfig, RBMLayer
+from .supervised import SUPERVISED, SupervisedConfig, SupervisedLayer
 
 OBJECTIVES: dict[str, Objective] = {
     "autoencoder": AUTOENCODER,
     "denoising": DENOISING,
     "rbm": RBM,
+    "supervised": SUPERVISED,
 }
 
 __all__ = [
@@ -19,4 +21,6 @@ __all__ = [
     "Objective",
     "RBMConfig",
     "RBMLayer",
+    "SupervisedConfig",
+    "SupervisedLayer",
 ]

@@ -163,10 +163,10 @@ class AutoencoderLayer(LayerObjective):
             return x + self.noise_level * torch.randn(x.shape, device=x.device, generator=self.generator)
         return x
 
-    def reconstruction_loss(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruction_loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self._loss(x, x)
 
-    def training_loss(self, x: torch.Tensor) -> torch.Tensor:
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self._loss(self.corrupt(x), x)
 
     def decoder_state(self) -> dict[str, torch.Tensor]:

@@ -7,8 +7,10 @@ never needs to know which one it trains:
 - ``activation``: the name of the encoder's activation (see ``pretrain.mlp``);
 - ``encode(x)``: ``(N, n_in) -> (N, n_out)`` deterministic codes fed to the next layer;
 - ``decode(h)``: ``(N, n_out) -> (N, n_in)`` the layer's reconstruction of its input;
-- ``reconstruction_loss(x)``: scalar tensor, the clean evaluation loss on a batch;
-- ``train_step(x, optimizer)``: one update on a batch, returns the (detached) training loss;
+- ``reconstruction_loss(x, y=None)``: scalar tensor, the clean evaluation loss on a batch (``y``:
+  labels, for objectives that need them);
+- ``train_step(x, optimizer, y=None)``: one update on a batch, returns the (detached) training loss;
+- ``finish()``: drops what only training needed (e.g. a temporary head) once the layer is done;
 - ``decoder_state()``: extra tensors (decoder bias, untied decoder weight) kept in the checkpoint.
 
 Losses are summed over the ``n_in`` features and averaged over the batch, so a loss of 3.0
@@ -32,6 +34,8 @@ from ..mlp import activation_module
 class LayerObjective(nn.Module):
     """Base class: an encoder ``nn.Linear`` and its activation, plus how to train it."""
 
+    reconstructs = True  # whether ``decode`` gives back the layer's input
+
     def __init__(self, n_in: int, n_out: int, activation: str):
         super().__init__()
         self.encoder = nn.Linear(n_in, n_out)
@@ -45,17 +49,20 @@ class LayerObjective(nn.Module):
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def reconstruction_loss(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruction_loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def training_loss(self, x: torch.Tensor) -> torch.Tensor:
-        """The loss whose gradient trains the layer; defaults to the clean reconstruction loss."""
-        return self.reconstruction_loss(x)
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss whose gradient trains the layer; defaults to the clean evaluation loss."""
+        return self.reconstruction_loss(x, y)
 
-    def train_step(self, x: torch.Tensor, optimizer: torch.optim.Optimizer) -> torch.Tensor:
-        """One optimizer step on batch ``x`` ``(B, n_in)``; returns the detached batch loss."""
+    def train_step(
+        self, x: torch.Tensor, optimizer: torch.optim.Optimizer, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """One optimizer step on batch ``x`` ``(B, n_in)`` (labels ``y`` ``(B,)`` if the objective needs
+        them); returns the detached batch loss."""
         optimizer.zero_grad(set_to_none=True)
-        loss = self.training_loss(x)
+        loss = self.training_loss(x, y)
         loss.backward()
         optimizer.step()
         return loss.detach()
@@ -65,6 +72,9 @@ class LayerObjective(nn.Module):
 
     def on_epoch_start(self, epoch: int, optimizer: torch.optim.Optimizer) -> None:
         """Hook for per-epoch schedules (e.g. the RBM's momentum); ``epoch`` counts from 0."""
+
+    def finish(self) -> None:
+        """Hook run once when the layer is done (and when a finished layer is rebuilt to be reloaded)."""
 
     def prepare(self, x: torch.Tensor) -> None:
         """Hook run once with the layer's whole training input ``(N, n_in)`` before its first epoch
@@ -93,9 +103,12 @@ class Objective:
       ``cross-entropy`` for an autoencoder on inputs in [0, 1], ``gaussian`` visible units for an RBM
       on real inputs); it raises ``PretrainError`` when the options do not fit the inputs;
     - ``build(n_in, n_out, activation, options, units, generator, common)``: a new layer, where
-      ``common`` is the trainer's ``GreedyConfig`` (batch size, momentum, ...).
+      ``common`` is the trainer's ``GreedyConfig`` (batch size, momentum, ...);
+    - ``needs_labels``: the trainer passes each batch's labels to ``train_step`` (and the
+      validation labels to ``reconstruction_loss``); fitting without labels is refused.
     """
 
     options: type
     units: Callable[[object, torch.Tensor, int], str]
     build: Callable[..., LayerObjective]
+    needs_labels: bool = False

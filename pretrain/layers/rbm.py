@@ -243,7 +243,7 @@ class RBMLayer(LayerObjective):
         v = self.visible_mean(h)
         return v * self.input_std + self.input_mean if self.gaussian_visible else v
 
-    def reconstruction_loss(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruction_loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Squared error of the mean-field up-down pass ``x -> E[h|x] -> E[v|h]``, summed over
         features (raw units), averaged over the batch. Only a proxy for how good the RBM is."""
         return (self.decode(self.encode(x)) - x).square().sum(1).mean()
@@ -286,7 +286,9 @@ class RBMLayer(LayerObjective):
             if "momentum" in group:
                 group["momentum"] = m
 
-    def train_step(self, x: torch.Tensor, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+    def train_step(
+        self, x: torch.Tensor, optimizer: torch.optim.Optimizer, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """One CD-k/PCD update on raw batch ``x`` ``(B, D)``; returns its reconstruction error."""
         _, err = self.contrastive_divergence(x)
         optimizer.step()
