@@ -30,8 +30,8 @@ from pretrain.checkpoint import write_json
 from pretrain.data import load_dataset
 from pretrain.deep_autoencoder import (
     PCA,
-    AutoencoderFinetuneConfig,
-    Finetuner,
+    DeepAutoencoderConfig,
+    DeepAutoencoderTrainer,
     mirrored_activations,
     random_autoencoder,
     squared_error_per_image,
@@ -76,8 +76,8 @@ def deep_run(data, objective: str | None, layers: list[int], args, finetune_epoc
         out["pretrain_layer_seconds"] = [h.seconds for h in stack.history_]
         model = unroll(stack)
         out["test_error_before_finetuning"] = squared_error_per_image(x_test, model.reconstruct(x_test))
-    ft = AutoencoderFinetuneConfig(epochs=finetune_epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    tuner = Finetuner(model, ft).fit(x, x_val, progress=progress, desc=f"fine-tune {out['objective']}")
+    ft = DeepAutoencoderConfig(epochs=finetune_epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    tuner = DeepAutoencoderTrainer(model, ft).fit(x, x_val, progress=progress, desc=f"fine-tune {out['objective']}")
     out["finetune_epochs"] = finetune_epochs
     out["finetune_seconds"] = tuner.history.seconds
     out["seconds_per_finetune_epoch"] = tuner.history.seconds / finetune_epochs

@@ -21,8 +21,8 @@ from .cli import ArgumentParser, positive_float, positive_int, resolve_device, r
 from .data import load_dataset
 from .deep_autoencoder import (
     PCA,
-    AutoencoderFinetuneConfig,
-    Finetuner,
+    DeepAutoencoderConfig,
+    DeepAutoencoderTrainer,
     autoencoder_checkpoint,
     mirrored_activations,
     random_autoencoder,
@@ -41,7 +41,7 @@ class AutoencoderRun:
     """One ``pretrain.autoencoder`` run: the pretraining run, fine-tuning, and where to start from."""
 
     stack: stack.StackRun
-    finetune: AutoencoderFinetuneConfig
+    finetune: DeepAutoencoderConfig
     init: str = "pretrained"
     stack_checkpoint: str | None = None  # unroll this stack instead of pretraining one
 
@@ -85,11 +85,11 @@ def run(cfg: AutoencoderRun) -> Path:
     if cfg.stack.resume and resume_path.is_file():
         state = load_checkpoint(resume_path)
         _check_same_settings(resume_path, state["metadata"]["settings"], cfg.settings())
-        tuner = Finetuner.from_state_dict(state["state_dict"], device)
+        tuner = DeepAutoencoderTrainer.from_state_dict(state["state_dict"], device)
         origin = state["metadata"]["origin"]
     else:
         model, origin = _starting_model(cfg)
-        tuner = Finetuner(model, cfg.finetune, device)
+        tuner = DeepAutoencoderTrainer(model, cfg.finetune, device)
     if tuner.model.sizes[1:] != cfg.stack.greedy.layers:
         raise PretrainError(f"the stack has layers {tuner.model.sizes[1:]}, not --layers {cfg.stack.greedy.layers}")
     dataset = load_dataset(cfg.stack.data, cfg.stack.data_dir, cfg.stack.val_size)
@@ -212,7 +212,7 @@ def build_parser() -> ArgumentParser:
 
 def parse_args(argv: list[str] | None = None) -> AutoencoderRun:
     a = stack.apply_preset(build_parser(), argv).parse_args(argv)
-    finetune = AutoencoderFinetuneConfig(
+    finetune = DeepAutoencoderConfig(
         epochs=a.finetune_epochs,
         batch_size=a.finetune_batch_size,
         lr=a.finetune_lr,

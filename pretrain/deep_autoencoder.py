@@ -6,7 +6,7 @@ bias as the decoder bias), then fine-tune the whole autoencoder by backpropagati
 
 - ``unroll(stack)``: a fitted ``GreedyPretrainer`` or a stack checkpoint dict -> ``DeepAutoencoder``;
 - ``random_autoencoder(sizes, ...)``: the same shape from a random start (the control);
-- ``Finetuner``: end-to-end training with cross-entropy on pixels or MSE, Adam or SGD, resumable;
+- ``DeepAutoencoderTrainer``: end-to-end training with cross-entropy on pixels or MSE, Adam or SGD, resumable;
 - ``PCA``: the linear baseline with the same code size (``torch.linalg.svd``);
 - ``squared_error_per_image``: the paper's metric, summed over features, averaged over images.
 
@@ -197,7 +197,7 @@ def mirrored_activations(activations: list[str], output: str = "sigmoid") -> lis
 
 # ------------------------------------------------------------------------------ fine-tuning
 @dataclass
-class AutoencoderFinetuneConfig:
+class DeepAutoencoderConfig:
     """Every hyperparameter of end-to-end fine-tuning (saved in the checkpoint).
 
     ``loss``: ``cross-entropy`` on pixels (inputs in [0, 1], sigmoid output) or ``mse``.
@@ -232,7 +232,7 @@ class AutoencoderFinetuneConfig:
 
 
 @dataclass
-class FinetuneHistory:
+class DeepAutoencoderHistory:
     """Per-epoch training loss, validation loss and squared error per image, and seconds spent."""
 
     train_loss: list[float] = field(default_factory=list)
@@ -245,18 +245,18 @@ class FinetuneHistory:
         return sum(self.epoch_seconds)
 
 
-class Finetuner:
+class DeepAutoencoderTrainer:
     """Train a ``DeepAutoencoder`` end to end to reconstruct its input.
 
-    >>> tuner = Finetuner(unroll(pretrainer), AutoencoderFinetuneConfig(epochs=20)).fit(x_train, x_val)
+    >>> tuner = DeepAutoencoderTrainer(unroll(pretrainer), DeepAutoencoderConfig(epochs=20)).fit(x_train, x_val)
     >>> squared_error_per_image(x_test, tuner.model.reconstruct(x_test))
     """
 
-    def __init__(self, model: DeepAutoencoder, config: AutoencoderFinetuneConfig, device: torch.device | str = "cpu"):
+    def __init__(self, model: DeepAutoencoder, config: DeepAutoencoderConfig, device: torch.device | str = "cpu"):
         self.config = config
         self.device = torch.device(device)
         self.model = model.to(self.device)
-        self.history = FinetuneHistory()
+        self.history = DeepAutoencoderHistory()
         self.generator = torch.Generator(self.device).manual_seed(config.seed * 1_000_003 + 7)
         self.optimizer = make_optimizer(
             self.model.parameters(), config.optimizer, config.lr, config.momentum, config.weight_decay
@@ -292,8 +292,8 @@ class Finetuner:
         *,
         progress: bool = False,
         desc: str = "fine-tune",
-        on_epoch: Callable[[Finetuner], None] | None = None,
-    ) -> Finetuner:
+        on_epoch: Callable[[DeepAutoencoderTrainer], None] | None = None,
+    ) -> DeepAutoencoderTrainer:
         """Train the epochs not yet done. ``x``: ``(N, D)``; ``x_val``: ``(M, D)`` or None."""
         cfg = self.config
         if x.ndim != 2 or x.shape[1] != self.model.sizes[0]:
@@ -363,12 +363,12 @@ class Finetuner:
         }
 
     @classmethod
-    def from_state_dict(cls, state: dict, device: torch.device | str = "cpu") -> Finetuner:
+    def from_state_dict(cls, state: dict, device: torch.device | str = "cpu") -> DeepAutoencoderTrainer:
         model = DeepAutoencoder.from_state(state["spec"], state["encoder"], state["decoder"])
-        self = cls(model, AutoencoderFinetuneConfig(**state["config"]), device)
+        self = cls(model, DeepAutoencoderConfig(**state["config"]), device)
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
-        self.history = FinetuneHistory(**state["history"])
+        self.history = DeepAutoencoderHistory(**state["history"])
         return self
 
 
@@ -402,7 +402,7 @@ class PCA:
         return self.inverse_transform(self.transform(x))
 
 
-def autoencoder_checkpoint(tuner: Finetuner, metadata: dict) -> dict:
+def autoencoder_checkpoint(tuner: DeepAutoencoderTrainer, metadata: dict) -> dict:
     """The exported checkpoint of a fine-tuned autoencoder, readable with ``weights_only=True``.
 
     ``encoder`` and ``decoder`` are plain ``nn.Sequential`` state dicts (``build_sequential``

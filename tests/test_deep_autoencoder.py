@@ -9,9 +9,9 @@ from torch import nn
 from pretrain.checkpoint import load_checkpoint
 from pretrain.deep_autoencoder import (
     PCA,
-    AutoencoderFinetuneConfig,
     DeepAutoencoder,
-    Finetuner,
+    DeepAutoencoderConfig,
+    DeepAutoencoderTrainer,
     mirrored_activations,
     random_autoencoder,
     squared_error_per_image,
@@ -103,8 +103,8 @@ def test_linear_autoencoder_reaches_pca_error_on_a_linear_subspace():
     assert pca_error == pytest.approx(1.0**2 + 0.5**2, rel=0.15)  # the two discarded variances
 
     model = random_autoencoder([d, 6, code], ["linear", "linear"], ["linear", "linear"], g)
-    cfg = AutoencoderFinetuneConfig(epochs=40, batch_size=50, lr=1e-2, loss="mse", seed=0)
-    tuner = Finetuner(model, cfg).fit(x)
+    cfg = DeepAutoencoderConfig(epochs=40, batch_size=50, lr=1e-2, loss="mse", seed=0)
+    tuner = DeepAutoencoderTrainer(model, cfg).fit(x)
     ae_error = squared_error_per_image(x, tuner.model.reconstruct(x))
     assert pca_error <= ae_error * 1.001  # PCA is optimal among rank-2 linear reconstructions
     assert ae_error <= 1.03 * pca_error
@@ -114,9 +114,9 @@ def test_finetuning_lowers_the_error_and_is_deterministic():
     x = _pixels(256)
     stack = _stack(x, top_activation="linear")
     before = squared_error_per_image(x, unroll(stack).reconstruct(x))
-    cfg = AutoencoderFinetuneConfig(epochs=5, batch_size=32, lr=3e-3, seed=3)
-    a = Finetuner(unroll(stack), cfg).fit(x, x[:64])
-    b = Finetuner(unroll(stack), cfg).fit(x, x[:64])
+    cfg = DeepAutoencoderConfig(epochs=5, batch_size=32, lr=3e-3, seed=3)
+    a = DeepAutoencoderTrainer(unroll(stack), cfg).fit(x, x[:64])
+    b = DeepAutoencoderTrainer(unroll(stack), cfg).fit(x, x[:64])
     after = squared_error_per_image(x, a.model.reconstruct(x))
     assert after < 0.7 * before
     assert a.history.train_loss == b.history.train_loss
@@ -127,21 +127,21 @@ def test_finetuner_resume_matches_an_uninterrupted_run():
     x = _pixels(128)
     model = random_autoencoder([16, 8, 3], ["sigmoid", "linear"], mirrored_activations(["sigmoid", "linear"]))
     state0 = {k: v.clone() for k, v in model.state_dict().items()}
-    cfg = AutoencoderFinetuneConfig(epochs=4, batch_size=32, optimizer="sgd", lr=0.1, seed=1)
-    full = Finetuner(model, cfg).fit(x)
+    cfg = DeepAutoencoderConfig(epochs=4, batch_size=32, optimizer="sgd", lr=0.1, seed=1)
+    full = DeepAutoencoderTrainer(model, cfg).fit(x)
 
     fresh = random_autoencoder([16, 8, 3], ["sigmoid", "linear"], ["sigmoid", "sigmoid"])
     fresh.load_state_dict(state0)
     saved = {}
 
-    def stop_after_two(t: Finetuner) -> None:
+    def stop_after_two(t: DeepAutoencoderTrainer) -> None:
         if len(t.history.train_loss) == 2:
             saved.update(t.state_dict())
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Finetuner(fresh, cfg).fit(x, on_epoch=stop_after_two)
-    resumed = Finetuner.from_state_dict(saved).fit(x)
+        DeepAutoencoderTrainer(fresh, cfg).fit(x, on_epoch=stop_after_two)
+    resumed = DeepAutoencoderTrainer.from_state_dict(saved).fit(x)
     assert resumed.history.train_loss == full.history.train_loss
     torch.testing.assert_close(resumed.model.state_dict(), full.model.state_dict(), rtol=0, atol=0)
 
@@ -149,12 +149,12 @@ def test_finetuner_resume_matches_an_uninterrupted_run():
 def test_cross_entropy_needs_a_sigmoid_output_and_unit_data():
     model = random_autoencoder([4, 2], ["linear"], ["linear"])
     with pytest.raises(PretrainError, match="sigmoid output"):
-        Finetuner(model, AutoencoderFinetuneConfig(epochs=1)).fit(torch.rand(8, 4))
+        DeepAutoencoderTrainer(model, DeepAutoencoderConfig(epochs=1)).fit(torch.rand(8, 4))
     model = random_autoencoder([4, 2], ["linear"], ["sigmoid"])
     with pytest.raises(PretrainError, match=r"\[0, 1\]"):
-        Finetuner(model, AutoencoderFinetuneConfig(epochs=1)).fit(torch.randn(8, 4))
+        DeepAutoencoderTrainer(model, DeepAutoencoderConfig(epochs=1)).fit(torch.randn(8, 4))
     with pytest.raises(PretrainError, match="unknown loss"):
-        AutoencoderFinetuneConfig(loss="hinge")
+        DeepAutoencoderConfig(loss="hinge")
 
 
 def test_pca_metric_and_shapes():
