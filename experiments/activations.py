@@ -1,13 +1,13 @@
-"""The seed's activation experiment: per-layer activation histograms and gradient norms at initialisation.
+"""The activation experiment: per-layer activation histograms and gradient norms at initialisation.
 
-x ~ N(0, 1) of size 100, ``--depth`` hidden layers of 50 units (5 as in the seed; 10 or 20 for the deeper
-variant), activations tanh, sigmoid and relu, inits small-normal (N(0, 0.01²)), large-normal (N(0, 1)),
+x ~ N(0, 1) of size 100, ``--depth`` hidden layers of 50 units (5 as in the initialization tutorial; 10 or 20
+for the deeper variant), activations tanh, sigmoid and relu, inits small-normal (N(0, 0.01²)), large-normal (N(0, 1)),
 xavier-uniform and he-normal from ``pretrain.init`` (biases 0), plus, for sigmoid, a stack pretrained greedily
 in-process (``pretrain.greedy``, sigmoid autoencoders, Adam) on 10,000 other draws of the same N(0, 1) inputs.
 
 Writes, for depth D:
 - ``experiments/figures/activations-{tanh,sigmoid,relu}-d{D}.png``: a grid of histograms, one row per init and
-  one column per layer (at most 10 evenly spaced layers), like the seed tutorial's figures;
+  one column per layer (at most 10 evenly spaced layers), like the initialization tutorial's figures;
 - ``experiments/figures/gradients-d{D}.png``: activation std and input-gradient norm by layer;
 - ``experiments/results/activations-d{D}.md``: the table of statistics and the doctor's warnings;
 - ``results/activations-d{D}-<stamp>/results.json``: everything, including the histograms.
@@ -15,7 +15,7 @@ Writes, for depth D:
 Gradients are those of a fixed random projection of the top layer's output (``diagnostics.random_projection_loss``):
 the network has no labels, and this back-propagates the same unit-variance error into every model.
 
-    python -m experiments.activations              # the seed's 5 layers
+    python -m experiments.activations              # the tutorial's 5 layers
     python -m experiments.activations --depth 20   # the deeper variant
 """
 
@@ -32,9 +32,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from experiments.common import results_dir  # noqa: E402
-from pretrain.checkpoint import write_json  # noqa: E402
+from pretrain.checkpoint import check_writable, write_json, write_text  # noqa: E402
 from pretrain.cli import ArgumentParser, positive_int, run_main  # noqa: E402
 from pretrain.diagnostics import Report, diagnose, health_warnings  # noqa: E402
+from pretrain.figures import save_figure  # noqa: E402
 from pretrain.greedy import GreedyConfig, GreedyPretrainer  # noqa: E402
 from pretrain.init import initialize  # noqa: E402
 from pretrain.mlp import build_mlp  # noqa: E402
@@ -102,7 +103,7 @@ def histogram_grid(act: str, reports: dict[str, Report], depth: int, path: Path)
                 ax.set_ylabel(name, fontsize=7)
     fig.suptitle(f"{act}: activations of each hidden layer, x ~ N(0,1), {depth} layers of {WIDTH}", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.96), pad=0.4, h_pad=0.5, w_pad=0.3)
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, dpi=90)
     plt.close(fig)
     return path
 
@@ -124,7 +125,7 @@ def gradient_plot(reports: dict, depth: int, path: Path) -> Path:
     axes[0][1].legend(fontsize=7)
     fig.suptitle(f"By layer at initialisation: x ~ N(0,1), {depth} layers of {WIDTH}, random-projection loss")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path, dpi=80)
     plt.close(fig)
     return path
 
@@ -168,11 +169,11 @@ def markdown_table(result: dict, depth: int, seed: int, examples: int) -> str:
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="python -m experiments.activations",
-        description="The seed's experiment: histograms of every hidden layer's activations and gradient norms by "
+        description="The activation experiment: histograms of every hidden layer's activations and gradient norms by "
         "layer, for tanh/sigmoid/relu and small-normal/large-normal/xavier-uniform/he-normal starts plus a "
         "greedily pretrained sigmoid stack.",
     )
-    p.add_argument("--depth", type=positive_int, default=5, help="hidden layers of 50 units (seed: 5; try 10, 20)")
+    p.add_argument("--depth", type=positive_int, default=5, help="hidden layers of 50 units (try 10, 20)")
     p.add_argument("--examples", type=positive_int, default=1000, help="rows of x ~ N(0, 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the inits")
     p.add_argument("--pretrain-epochs", type=positive_int, default=5, help="greedy epochs per layer (sigmoid stack)")
@@ -187,17 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
 
     def go() -> int:
-        result = run_all(a.depth, a.examples, a.seed, a.pretrain_epochs, a.quiet)
         figs, tables = Path(a.figures_dir), Path(a.tables_dir)
-        figs.mkdir(parents=True, exist_ok=True)
-        tables.mkdir(parents=True, exist_ok=True)
+        for path in (figs / "x.png", tables / "x.md", Path(a.results) / "x.json"):
+            check_writable(path)
+        result = run_all(a.depth, a.examples, a.seed, a.pretrain_epochs, a.quiet)
         paths = [
             histogram_grid(act, result["reports"][act], a.depth, figs / f"activations-{act}-d{a.depth}.png")
             for act in ACTIVATIONS
         ]
         paths.append(gradient_plot(result["reports"], a.depth, figs / f"gradients-d{a.depth}.png"))
         table = tables / f"activations-d{a.depth}.md"
-        table.write_text(markdown_table(result, a.depth, a.seed, a.examples))
+        write_text(table, markdown_table(result, a.depth, a.seed, a.examples))
         paths.append(table)
         out = results_dir(a.results, f"activations-d{a.depth}")
         data = {

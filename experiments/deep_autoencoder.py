@@ -26,7 +26,7 @@ from pathlib import Path
 import matplotlib
 import torch
 
-from pretrain.checkpoint import write_json
+from pretrain.checkpoint import check_writable, write_json, write_text
 from pretrain.data import load_dataset
 from pretrain.deep_autoencoder import (
     PCA,
@@ -37,6 +37,7 @@ from pretrain.deep_autoencoder import (
     squared_error_per_image,
     unroll,
 )
+from pretrain.figures import save_figure
 from pretrain.greedy import GreedyConfig, GreedyPretrainer
 from pretrain.layers import OBJECTIVES
 
@@ -123,7 +124,7 @@ def fig_reconstructions(x, rows: dict[str, torch.Tensor], path: Path) -> Path:
             ax.set_yticks([])
         axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
     fig.subplots_adjust(left=0.2, right=0.99, top=0.99, bottom=0.01, wspace=0.05, hspace=0.05)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -140,7 +141,7 @@ def fig_codes(codes: dict[str, torch.Tensor], y: torch.Tensor, path: Path) -> Pa
         ax.set_yticks([])
     axes[-1].legend(markerscale=4, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path, dpi=80)
     plt.close(fig)
     return path
 
@@ -199,8 +200,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)
     results, figures = Path(args.results), Path(args.figures)
-    results.mkdir(parents=True, exist_ok=True)
-    figures.mkdir(parents=True, exist_ok=True)
+    for path in (results / "deep_autoencoder.json", figures / "deep_autoencoder_codes.png"):
+        check_writable(path)
     progress = not args.quiet
 
     data = load_dataset("mnist", args.data_dir)
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict:
         del run["model"]
     res["table"] = markdown_table(res)
     write_json(results / "deep_autoencoder.json", res)
-    (results / "deep_autoencoder.md").write_text(res["table"] + "\n")
+    write_text(results / "deep_autoencoder.md", res["table"] + "\n")
     (results / "deep_autoencoder.partial.json").unlink(missing_ok=True)
     print(res["table"])
     return res

@@ -1,4 +1,4 @@
-"""The seed's symmetry lesson on MNIST: zero and constant starts never break symmetry, random ones do at once.
+"""The symmetry experiment on MNIST: zero and constant starts never break symmetry, random ones do at once.
 
 Every start trains the same ``784-500-250-100-10`` classifier (``--layers``, ``--activation``) with the same
 plain SGD loop (momentum, cross-entropy, in-memory MNIST batches in one seeded order) for ``--steps`` steps.
@@ -28,10 +28,11 @@ import torch.nn.functional as F  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from experiments.common import results_dir  # noqa: E402
-from pretrain.checkpoint import write_json  # noqa: E402
+from pretrain.checkpoint import check_writable, write_json, write_text  # noqa: E402
 from pretrain.cli import ArgumentParser, positive_float, positive_int, run_main  # noqa: E402
 from pretrain.data import load_dataset  # noqa: E402
 from pretrain.diagnostics import hidden_layers, row_spread  # noqa: E402
+from pretrain.figures import save_figure  # noqa: E402
 from pretrain.init import initialize  # noqa: E402
 from pretrain.mlp import ACTIVATIONS, build_mlp  # noqa: E402
 
@@ -160,7 +161,7 @@ def figure(runs: dict, path: Path) -> Path:
     ax2.set_xlabel("MNIST test accuracy (%)")
     ax2.set_title("Accuracy after the same training", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path, dpi=80)
     plt.close(fig)
     return path
 
@@ -190,13 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
 
     def go() -> int:
-        runs = run_all(a)
         figs, tables = Path(a.figures_dir), Path(a.tables_dir)
-        figs.mkdir(parents=True, exist_ok=True)
-        tables.mkdir(parents=True, exist_ok=True)
-        paths = [figure(runs, figs / "symmetry.png")]
         table = tables / "symmetry.md"
-        table.write_text(markdown(runs, a))
+        for path in (figs / "symmetry.png", table, Path(a.results) / "x.json"):
+            check_writable(path)
+        runs = run_all(a)
+        paths = [figure(runs, figs / "symmetry.png")]
+        write_text(table, markdown(runs, a))
         paths.append(table)
         paths.append(write_json(results_dir(a.results, "symmetry") / "results.json", {"config": vars(a), "runs": runs}))
         print(table.read_text())

@@ -139,7 +139,11 @@ def _first_line(err: BaseException) -> str:
 
 def write_json(path: str | Path, obj) -> Path:
     """``obj`` as indented JSON at ``path``, atomically; NaN and infinities are written as null."""
-    text = json.dumps(_finite(obj), indent=2, default=str) + "\n"
+    return write_text(path, json.dumps(_finite(obj), indent=2, default=str) + "\n")
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """``text`` (UTF-8) at ``path``, atomically: tables, Markdown reports."""
     return atomic_write(path, lambda f: f.write(text.encode()))
 
 

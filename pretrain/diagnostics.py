@@ -1,4 +1,4 @@
-"""Per-layer activation and gradient statistics of an MLP on one batch (the seed's diagnostics).
+"""Per-layer activation and gradient statistics of an MLP on one batch (the initialization tutorial's diagnostics).
 
 A *hidden layer* is an ``nn.Linear`` followed by an activation module (in the order the model's
 leaf modules are registered, so nested ``nn.Sequential`` blocks work too); a final ``nn.Linear``
@@ -286,8 +286,8 @@ def _layer_stats(index, name, linear, h, bins, grad_w, grad_x) -> LayerStats:
     )
 
 
-# Thresholds of ``health_warnings``: the seed's bad starts cross them by orders of magnitude, its good ones do not.
-VANISH_STD = 1e-3  # activation std (over examples and units, as in the seed) below this: the signal is gone
+# Thresholds of ``health_warnings``: the tutorial's bad starts cross them by orders of magnitude, its good ones do not.
+VANISH_STD = 1e-3  # activation std (over examples and units, as in the tutorial) below this: the signal is gone
 VANISH_RATIO = 1e-2  # ... or below this fraction of layer 1's
 SATURATED_MAX = 0.5  # fraction of saturated activations above which a layer warns
 DEAD_MAX = 0.1  # fraction of dead ReLU units above which a layer warns

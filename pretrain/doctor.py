@@ -2,7 +2,7 @@
 
 Give a checkpoint (``--checkpoint``), or an init scheme with layer sizes and an activation
 (``--init xavier-uniform --layers 50 50 50 50 50 --activation tanh``), plus a data set
-(``--data normal`` draws x ~ N(0, 1), the seed's input; or ``mnist``, or a ``.npz``/``.pt`` file).
+(``--data normal`` draws x ~ N(0, 1), the initialization tutorial's input; or ``mnist``, or a ``.npz``/``.pt`` file).
 It prints a per-layer table (see ``pretrain.diagnostics``) and warnings such as
 ``layer 4: activations vanish (std 3e-5)``. Exit code 0: healthy; 1: warnings; 2: bad input.
 """
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from .checkpoint import load_checkpoint, write_json
+from .checkpoint import check_writable, load_checkpoint, write_json
 from .cli import ArgumentParser, positive_int, run_main
 from .data import NAMED, load_dataset
 from .diagnostics import Report, diagnose, health_warnings
@@ -70,6 +69,8 @@ def load_batch(cfg: DoctorConfig, n_in: int | None) -> tuple[torch.Tensor, torch
 
 def run(cfg: DoctorConfig) -> tuple[Report, list[str]]:
     """Build or load the model, diagnose it on the batch, print the table and warnings."""
+    if cfg.json:
+        check_writable(cfg.json)
     if cfg.checkpoint is not None:
         ckpt = load_checkpoint(cfg.checkpoint)
         model = model_from_checkpoint(ckpt)
@@ -97,7 +98,6 @@ def run(cfg: DoctorConfig) -> tuple[Report, list[str]]:
         print(f"warning: {w}")
     print(f"{len(warnings)} warning(s)" if warnings else "healthy: no warnings")
     if cfg.json:
-        Path(cfg.json).parent.mkdir(parents=True, exist_ok=True)
         write_json(cfg.json, {**report.as_dict(), "warnings": warnings})
     return report, warnings
 

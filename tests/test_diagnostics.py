@@ -1,4 +1,4 @@
-"""Diagnostics: the seed's qualitative facts on its 100-50-50-50-50-50 network, and hook hygiene."""
+"""Diagnostics: the initialization tutorial's qualitative facts on its 100-50-50-50-50-50 network, and hook hygiene."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .conftest import make_blobs
 
 
 def seed_net(activation: str, init, depth: int = 5, seed: int = 0) -> nn.Sequential:
-    """The seed tutorial's network: 100 inputs, ``depth`` hidden layers of 50, biases 0."""
+    """The initialization tutorial's network: 100 inputs, ``depth`` hidden layers of 50, biases 0."""
     g = torch.Generator().manual_seed(seed)
     model = build_mlp(100, [50] * depth, None, activation)
     with torch.no_grad():

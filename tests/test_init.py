@@ -140,7 +140,7 @@ def test_greedy_refuses_mixed_hidden_activations():
 
 @pytest.mark.parametrize("scheme", ["zeros", "constant", "constant:0.5"])
 def test_symmetric_starts_keep_hidden_units_identical(scheme):
-    """Units of a layer that start equal get equal gradients, so they never differ: the seed's point."""
+    """Units of a layer that start equal get equal gradients, so they never differ."""
     x, y = make_blobs(n=200, d=16, classes=3)
     from pretrain.data import Dataset, Split
 
