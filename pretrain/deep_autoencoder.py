@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import batches
-from .errors import DivergenceError, PretrainError
+from .errors import DivergenceError, PretrainError, require
 from .greedy import GreedyPretrainer
 from .layers.autoencoder import LOSSES
 from .mlp import ACTIVATIONS, build_mlp
@@ -214,21 +214,15 @@ class DeepAutoencoderConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.epochs > 0, f"fine-tuning epochs must be positive, got {self.epochs}"),
-            (self.batch_size > 0, f"batch size must be positive, got {self.batch_size}"),
-            (self.lr > 0 and math.isfinite(self.lr), f"learning rate must be positive, got {self.lr}"),
-            (
-                self.optimizer in OPTIMIZERS,
-                f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}",
-            ),
-            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
-            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
-            (self.loss in LOSSES, f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise PretrainError(msg)
+        require(self.epochs > 0, f"fine-tuning epochs must be positive, got {self.epochs}")
+        require(self.batch_size > 0, f"batch size must be positive, got {self.batch_size}")
+        require(self.lr > 0 and math.isfinite(self.lr), f"learning rate must be positive, got {self.lr}")
+        require(
+            self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}"
+        )
+        require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        require(self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}")
+        require(self.loss in LOSSES, f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
 
 
 @dataclass

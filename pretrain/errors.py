@@ -7,3 +7,9 @@ class PretrainError(Exception):
 
 class DivergenceError(PretrainError):
     """A training loss became NaN or infinite."""
+
+
+def require(ok: bool, message: str) -> None:
+    """Raise ``PretrainError(message)`` unless ``ok``: how every config validates its settings."""
+    if not ok:
+        raise PretrainError(message)

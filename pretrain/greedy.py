@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .data import batches
-from .errors import DivergenceError, PretrainError
+from .errors import DivergenceError, PretrainError, require
 from .layers import OBJECTIVES, LayerObjective
 from .layers.rbm import HIDDEN
 from .mlp import ACTIVATIONS, build_mlp
@@ -58,16 +58,12 @@ class GreedyConfig:
     linear_lr: float | None = None
 
     def __post_init__(self) -> None:
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
-                raise PretrainError(msg)
-
-        need(len(self.layers) > 0, "give at least one layer size")
-        need(
+        require(len(self.layers) > 0, "give at least one layer size")
+        require(
             all(isinstance(n, int) and n > 0 for n in self.layers),
             f"layer sizes must be positive integers, got {self.layers}",
         )
-        need(
+        require(
             self.objective in OBJECTIVES,
             f"unknown objective {self.objective!r}; choose from {', '.join(OBJECTIVES)}",
         )
@@ -76,34 +72,34 @@ class GreedyConfig:
             self.options = options_type()
         elif isinstance(self.options, dict):
             unknown = sorted(set(self.options) - {f.name for f in fields(options_type)})
-            need(not unknown, f"{self.objective} has no option {', '.join(unknown)}")
+            require(not unknown, f"{self.objective} has no option {', '.join(unknown)}")
             self.options = options_type(**self.options)
-        need(
+        require(
             type(self.options) is options_type,
             f"the {self.objective} objective takes {options_type.__name__} options, not {type(self.options).__name__}",
         )
-        need(
+        require(
             self.activation in ACTIVATIONS,
             f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}",
         )
-        need(
+        require(
             self.top_activation in (None, *ACTIVATIONS),
             f"unknown top activation {self.top_activation!r}; choose from {', '.join(ACTIVATIONS)}",
         )
-        need(
+        require(
             self.optimizer in OPTIMIZERS,
             f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}",
         )
-        need(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
-        need(self.batch_size > 0, f"batch size must be positive, got {self.batch_size}")
-        need(self.lr > 0 and math.isfinite(self.lr), f"learning rate must be positive, got {self.lr}")
-        need(self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}")
-        need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
-        need(
+        require(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
+        require(self.batch_size > 0, f"batch size must be positive, got {self.batch_size}")
+        require(self.lr > 0 and math.isfinite(self.lr), f"learning rate must be positive, got {self.lr}")
+        require(self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}")
+        require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        require(
             self.linear_lr is None or (self.linear_lr > 0 and math.isfinite(self.linear_lr)),
             f"linear-layer learning rate must be positive, got {self.linear_lr}",
         )
-        need(
+        require(
             self.objective != "rbm" or all(a in HIDDEN for a in self.activations),
             f"an RBM's hidden units are sigmoid (Bernoulli) or linear (Gaussian), got {self.activations}",
         )

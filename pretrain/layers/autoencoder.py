@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import PretrainError
+from ..errors import PretrainError, require
 from .base import LayerObjective, Objective
 
 LOSSES = ("cross-entropy", "mse")
@@ -37,12 +37,12 @@ class AutoencoderConfig:
     noise_level: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.loss not in ("auto", *LOSSES):
-            raise PretrainError(f"unknown loss {self.loss!r}; choose from auto, {', '.join(LOSSES)}")
-        if self.noise not in NOISES:
-            raise PretrainError(f"unknown noise {self.noise!r}; choose from {', '.join(NOISES)}")
-        if not (self.noise_level >= 0 and (self.noise != "mask" or self.noise_level < 1)):
-            raise PretrainError(f"noise level must be >= 0 (and < 1 for masking), got {self.noise_level}")
+        require(self.loss in ("auto", *LOSSES), f"unknown loss {self.loss!r}; choose from auto, {', '.join(LOSSES)}")
+        require(self.noise in NOISES, f"unknown noise {self.noise!r}; choose from {', '.join(NOISES)}")
+        require(
+            self.noise_level >= 0 and (self.noise != "mask" or self.noise_level < 1),
+            f"noise level must be >= 0 (and < 1 for masking), got {self.noise_level}",
+        )
 
 
 @dataclass

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import PretrainError
+from ..errors import PretrainError, require
 from .base import LayerObjective, Objective
 
 VISIBLE = ("auto", "bernoulli", "gaussian")
@@ -94,18 +94,14 @@ class RBMConfig:
     momentum_epochs: int = 5
 
     def __post_init__(self) -> None:
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
-                raise PretrainError(msg)
-
-        need(self.cd_k >= 1, f"--cd-k must be at least 1, got {self.cd_k}")
-        need(self.visible in VISIBLE, f"unknown visible units {self.visible!r}; choose from {', '.join(VISIBLE)}")
-        need(self.init_std > 0, f"initial weight std must be positive, got {self.init_std}")
-        need(
+        require(self.cd_k >= 1, f"--cd-k must be at least 1, got {self.cd_k}")
+        require(self.visible in VISIBLE, f"unknown visible units {self.visible!r}; choose from {', '.join(VISIBLE)}")
+        require(self.init_std > 0, f"initial weight std must be positive, got {self.init_std}")
+        require(
             self.final_momentum is None or 0 <= self.final_momentum < 1,
             f"final momentum must be in [0, 1), got {self.final_momentum}",
         )
-        need(self.momentum_epochs >= 0, f"momentum epochs must be >= 0, got {self.momentum_epochs}")
+        require(self.momentum_epochs >= 0, f"momentum epochs must be >= 0, got {self.momentum_epochs}")
 
 
 def visible_units(requested: str, x: torch.Tensor, k: int) -> str:
