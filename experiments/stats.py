@@ -1,4 +1,4 @@
-"""Small statistics for paired-seed benchmarks: mean ± std, Student-t quantiles, paired differences.
+"""Small statistics for paired-seed benchmarks: mean ± std, Student-t quantiles, paired differences, Holm.
 
 Pure Python (``math`` only), so no scipy is needed. Every number is computed from the
 per-seed values it is given; nothing here is a typed-in constant except the algorithm's own.
@@ -108,7 +108,30 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
     if len(a) != len(b):
         raise ValueError(f"paired values need the same seeds: {len(a)} vs {len(b)} values")
     diffs = [x - y for x, y in zip(a, b) if _ok(x) and _ok(y)]
-    return {**confidence_interval(diffs, confidence), "differences": diffs}
+    ci = confidence_interval(diffs, confidence)
+    return {**ci, "p": t_test_p(ci["mean"], ci["std"], ci["n"]), "differences": diffs}
+
+
+def t_test_p(mean: float, std: float, n: int) -> float:
+    """Two-sided p-value of a one-sample t test of ``mean == 0`` (NaN with fewer than two values)."""
+    if n < 2:
+        return float("nan")
+    if std == 0:
+        return 1.0 if mean == 0 else 0.0
+    return 2.0 * (1.0 - t_cdf(abs(mean) / (std / math.sqrt(n)), n - 1))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the input order (NaN stays NaN and is not counted).
+
+    Rejecting where the adjusted value is below alpha controls the family-wise error at alpha.
+    """
+    order = sorted((p, i) for i, p in enumerate(p_values) if _ok(p))
+    m, running, adjusted = len(order), 0.0, [float("nan")] * len(p_values)
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
 
 
 def _ok(v) -> bool:

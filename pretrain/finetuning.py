@@ -40,9 +40,10 @@ class FinetuneConfig:
       ``decay_steps`` (default: the cap), then held there; ``exponential``: ``lr · gamma^epoch``.
     - ``eval_every``: optimizer steps between validation evaluations (None: once per epoch).
     - ``patience``: stop after this many evaluations without a lower validation error (None:
-      never). With ``fit_error`` set, evaluations only count once the training error of the
-      steps since the previous evaluation has been at most ``fit_error``, so a run is not stopped
-      before it has fitted its training set. The best-validation weights are restored at the end.
+      never). With ``fit_error`` set, not before the training error of the steps between two
+      evaluations has been at most ``fit_error`` (the run has fitted its training set); a run
+      that has not fitted stops after ``unfitted_patience`` evaluations without a lower
+      validation error (None: never). The best-validation weights are restored at the end.
     - ``freeze_epochs``: the first N epochs train only the head (the last ``nn.Linear``).
     - ``labels``: fine-tune on a stratified subset of this many training examples (None: all).
     - ``val_labels``: validate on a stratified subset of this many validation examples (None: all).
@@ -62,6 +63,7 @@ class FinetuneConfig:
     batch_size: int = 128
     patience: int | None = 5
     fit_error: float | None = None
+    unfitted_patience: int | None = None
     freeze_epochs: int = 0
     labels: int | None = None
     val_labels: int | None = None
@@ -89,7 +91,7 @@ class FinetuneConfig:
         need(self.batch_size > 0, f"batch size must be positive, got {self.batch_size}")
         need(self.freeze_epochs >= 0, f"freeze epochs must be >= 0, got {self.freeze_epochs}")
         need(self.fit_error is None or 0 <= self.fit_error <= 1, f"fit error must be in [0, 1], got {self.fit_error}")
-        for name in ("max_steps", "decay_steps", "eval_every", "patience"):
+        for name in ("max_steps", "decay_steps", "eval_every", "patience", "unfitted_patience"):
             positive_or_none(getattr(self, name), name.replace("_", " "))
         need(self.labels is None or self.labels > 0, f"--labels must be positive, got {self.labels}")
         need(
@@ -315,11 +317,12 @@ def _finetune(
                 best_val, since_best, result.best_step = val_err, 0, step
                 result.val_loss_best = val_loss / len(val)
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            elif result.fitted:
-                since_best += 1
-                if config.patience is not None and since_best >= config.patience:
-                    result.stopped_early = step < cap
-                    break
+                continue
+            since_best += 1
+            limit = config.patience if result.fitted else config.unfitted_patience
+            if limit is not None and since_best >= limit:
+                result.stopped_early = step < cap
+                break
     finally:
         bar.close()
         for p, want in zip(params, trainable):

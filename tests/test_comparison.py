@@ -1,15 +1,31 @@
-"""The benchmark's smoke mode (pipeline, statistics and figures are produced) and its statistics."""
+"""The comparison: statistics, tuning verdicts, the smoke protocol end to end, resuming and the estimate."""
 
 from __future__ import annotations
 
 import json
 import math
+import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from experiments import hinton_comparison as hc
-from experiments.stats import betainc, confidence_interval, mean_std, paired_difference, t_cdf, t_quantile
-from pretrain.checkpoint import write_json
+from experiments import comparison
+from experiments.harness import TUNING_SEED, Harness, Tuning, choice
+from experiments.results import all_cells
+from experiments.stats import (
+    betainc,
+    confidence_interval,
+    holm,
+    mean_std,
+    paired_difference,
+    t_cdf,
+    t_quantile,
+    t_test_p,
+)
+from pretrain.data import load_dataset
+
+from .conftest import write_idx
 
 
 # ----------------------------------------------------------------- statistics, hand-checkable
@@ -55,99 +71,158 @@ def test_paired_difference_drops_missing_pairs_and_needs_same_seeds():
     assert one["n"] == 1 and math.isnan(one["ci_low"])
 
 
-def test_epochs_to_target():
-    assert hc.epochs_to([5.0, 2.5, 2.0, 1.5]) == 3
-    assert hc.epochs_to([5.0, 3.0]) is None
+def test_t_test_p_and_holm_by_hand():
+    # t = 1 / (0.5 / sqrt(3)) = 3.4641 with 2 df: two-sided p = 2 (1 - F(t)) = 1 - t / sqrt(2 + t^2) = 0.07418
+    assert t_test_p(1.0, 0.5, 3) == pytest.approx(1 - 3.4641016 / math.sqrt(2 + 12), abs=1e-6)
+    assert paired_difference([1.5, 2.0, 2.5], [1.0, 1.0, 1.0])["p"] == pytest.approx(0.0741799, abs=1e-6)
+    assert math.isnan(t_test_p(1.0, 0.5, 1))
+    # Holm: sorted 0.01, 0.02, 0.04 times 3, 2, 1 -> 0.03, 0.04, 0.04 (monotone), NaN left out of the family
+    assert holm([0.04, 0.01, float("nan"), 0.02]) == pytest.approx([0.04, 0.03, float("nan"), 0.04], nan_ok=True)
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
 
 
-# ------------------------------------------------------------------------- the smoke mode
-def _smoke(tiny_mnist_dir, tmp_path, *extra):
-    args = ["--protocol", "smoke", "--data-dir", str(tiny_mnist_dir), "--output", str(tmp_path / "res"), "--quiet"]
-    assert hc.main([*args, *extra]) == 0
-    (folder,) = (tmp_path / "res").iterdir()
-    return folder
+# ------------------------------------------------------------------------------ tuning verdicts
+def _cell(val: float | None, loss: float = 1.0, trained: bool = True) -> dict:
+    if val is None:
+        return {"diverged": True, "trained": False}
+    return {"diverged": False, "trained": trained, "val_error_best": val, "val_loss_best": loss}
 
 
-def test_smoke_mode_writes_results_table_and_figures(tiny_mnist_dir, tmp_path):
-    arms = ["autoencoder", "denoising", "rbm", "xavier-uniform", "he-normal", "lsuv", "zeros"]
-    folder = _smoke(tiny_mnist_dir, tmp_path, "--arms", *arms, "--labels", "50", "all")
-    results = json.loads((folder / "results.json").read_text())
-    assert folder.name.startswith("hinton-smoke-sigmoid-")
-    for name in ("test_error_curves.png", "final_errors.png", "error_vs_labels.png"):
+def test_choice_extends_past_an_edge_up_to_the_cap():
+    t = Tuning(grid=(0.1, 0.3, 1.0), max_extensions=2)
+    assert choice({0.1: _cell(5), 0.3: _cell(4), 1.0: _cell(6)}, t) | {"trials": None} == {
+        "lr": 0.3, "status": "interior", "extend": None, "trials": None, "extended": {"down": 0, "up": 0},
+    }  # fmt: skip
+    v = choice({0.1: _cell(5), 0.3: _cell(4), 1.0: _cell(3)}, t)
+    assert (v["lr"], v["status"], v["extend"]) == (1.0, "edge", "up")
+    v = choice({0.1: _cell(5), 0.3: _cell(4), 1.0: _cell(3), 3.16: _cell(2), 10.0: _cell(1)}, t)
+    assert (v["lr"], v["status"], v["extend"]) == (10.0, "capped", None)
+    v = choice({0.1: _cell(3), 0.3: _cell(4), 1.0: _cell(None)}, t)  # best at the bottom, top diverged
+    assert (v["lr"], v["status"], v["extend"]) == (0.1, "edge", "down") and v["trials"]["1"] is None
+    v = choice({0.1: _cell(3, loss=0.5), 0.3: _cell(3, loss=0.4), 1.0: _cell(4)}, t)  # tie: lower validation loss
+    assert v["lr"] == 0.3 and v["status"] == "interior"
+
+
+def test_choice_did_not_train_gets_no_rate():
+    t = Tuning(grid=(0.1, 0.3, 1.0))
+    for cells in (
+        {0.1: _cell(None), 0.3: _cell(None), 1.0: _cell(None)},
+        {0.1: _cell(90, trained=False), 0.3: _cell(89, trained=False), 1.0: _cell(None)},
+    ):
+        v = choice(cells, t)
+        assert (v["lr"], v["status"], v["extend"]) == (None, "did not train", None)
+
+
+# -------------------------------------------------------------------------------- tiny data
+def _digits(root: Path, seed: int = 0, shuffle_test_labels: bool = False) -> Path:
+    """400 train and 100 test 28x28 'digits': noisy copies of 10 random prototypes (learnable)."""
+    rng = np.random.default_rng(seed)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    protos = rng.random((10, 784))
+    for prefix, n in (("train", 400), ("t10k", 100)):
+        y = rng.integers(0, 10, n)
+        x = np.clip(protos[y] + 0.5 * rng.standard_normal((n, 784)), 0, 1) * 255
+        if prefix == "t10k" and shuffle_test_labels:
+            y = np.random.default_rng(99).permutation(y)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", x.reshape(n, 28, 28).astype(np.uint8))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
+    return root
+
+
+@pytest.fixture
+def digits_dir(tmp_path: Path) -> Path:
+    return _digits(tmp_path / "digits")
+
+
+def _smoke(data_dir: Path, out: Path, *extra) -> Path:
+    args = ["--protocol", "smoke", "--data-dir", str(data_dir), "--output", str(out), "--cache", str(out / "cache")]
+    assert comparison.main([*args, "--quiet", *extra]) == 0
+    return out / "comparison-smoke"
+
+
+def test_smoke_protocol_end_to_end_tables_from_cells_alone(digits_dir, tmp_path):
+    folder = _smoke(digits_dir, tmp_path / "res")
+    summary = json.loads((folder / "summary.json").read_text())
+    for name in ("error_vs_labels-tiny.png", "val_curves-tiny-50.png", "val_curves-tiny-all.png"):
         assert (folder / name).stat().st_size > 1000
     table = (folder / "table.md").read_text()
-    assert "**all labels**" in table and "**50 labels**" in table and "| autoencoder |" in table
-
-    assert results["protocol"]["arms"] == arms and results["seeds"] == [0, 1]
-    runs = results["runs"]
-    assert len(runs) == 2 * len(arms) * 2  # label counts x arms x seeds
-    assert set(results["pretraining"]) == {f"{a}/{s}" for a in hc.PRETRAINED_ARMS for s in (0, 1)}
-    for r in runs:
-        assert not r["diverged"] and len(r["test_error"]) == 1 and 0 <= r["final_test_errors"] <= 100
-        assert r["final_test_error"] == pytest.approx(r["final_test_errors"])  # 100 test images: count = percent
-        assert r["lr"] == results["lr_search"][r["labels"]][r["arm"]]["chosen"]
-        assert (r["pretrain_seconds"] > 0) == (r["arm"] in hc.PRETRAINED_ARMS)
-
-    # the summary is recomputed from the per-seed numbers alone
-    write_json(tmp_path / "again.json", hc.summarize(results))
-    assert results["summary"] == json.loads((tmp_path / "again.json").read_text())
-    for key in ("all", "50"):
-        by = {(r["arm"], r["seed"]): r["final_test_error"] for r in runs if r["labels"] == key}
-        for arm in arms:
-            e = results["summary"][key][arm]
-            mean, std = mean_std([by[arm, 0], by[arm, 1]])
-            assert e["test_error_mean"] == pytest.approx(mean) and e["test_error_std"] == pytest.approx(std)
-            if arm != "xavier-uniform":
-                d = e["vs_xavier-uniform"]
-                assert d["differences"] == pytest.approx([by[arm, s] - by["xavier-uniform", s] for s in (0, 1)])
-        assert "vs_xavier-uniform" not in results["summary"][key]["xavier-uniform"]
+    assert table.startswith("**Budget-limited") and "50 labels" in table and "| autoencoder |" in table
+    cells = all_cells(folder)
+    reported = [c for c in cells if c["key"]["seed"] != TUNING_SEED]
+    assert {c["key"]["seed"] for c in reported} == {0, 1}
+    assert all("test_error" not in c for c in cells if c["key"]["seed"] == TUNING_SEED)  # tuning never sees test
+    for c in reported:  # N labels validate on min(N, val_cap) examples, all labels on the whole split
+        assert c["n_val"] == (40 if c["key"]["labels"] == 50 else 50)
+        assert c["n_train"] == (50 if c["key"]["labels"] == 50 else 350)
+    # the summary is recomputed from the per-seed cell files alone
+    p = comparison.make_protocol("smoke", data_dir=str(digits_dir), output=str(tmp_path / "res"))
+    harness = Harness(load_dataset(p.data, p.data_dir, p.val_size), folder, p.training, p.pretraining)
+    again = json.loads(json.dumps(comparison.summarize(p, harness, all_cells(folder))))
+    assert again["networks"] == summary["networks"] and again["family"] == summary["family"]
+    e = summary["networks"]["tiny"]["labels"]["all"]["arms"]["he-normal"]
+    cells_he = [c for c in reported if c["key"]["arm"] == "he-normal" and c["key"]["labels"] is None]
+    assert e["test_error_per_seed"] == {str(c["key"]["seed"]): c["test_error"] for c in cells_he}
+    assert e["n"] == 2 and e["test_error_ci"]["mean"] == pytest.approx(mean_std([c["test_error"] for c in cells_he])[0])
+    assert summary["family"]["comparisons"] == 2 * (3 + 3)  # 2 label counts x (3 arms vs xavier + 3 vs he)
 
 
-def test_same_seed_same_start_and_shared_head(tiny_mnist_dir):
-    p = hc.make_protocol("smoke", data_dir=str(tiny_mnist_dir))
-    data = hc.load_dataset(p.data, p.data_dir, p.val_size)
-    a = hc.build_start(p, "he-normal", 1, data, {})
-    b = hc.build_start(p, "he-normal", 1, data, {})
-    c = hc.build_start(p, "zeros", 1, data, {})
-    d = hc.build_start(p, "he-normal", 2, data, {})
-    assert all((x == y).all() for x, y in zip(a.parameters(), b.parameters()))
-    assert (a[-1].weight == c[-1].weight).all()  # every arm of a seed gets the same head
-    assert not (a[-1].weight == d[-1].weight).all()
-    assert (c[0].weight == 0).all()
+def test_shuffled_test_labels_change_no_choice(tmp_path):
+    a = _smoke(_digits(tmp_path / "a"), tmp_path / "ra")
+    b = _smoke(_digits(tmp_path / "b", shuffle_test_labels=True), tmp_path / "rb")
+    sa, sb = (json.loads((f / "summary.json").read_text()) for f in (a, b))
+    for key, block in sa["networks"]["tiny"]["labels"].items():
+        for arm, e in block["arms"].items():
+            f = sb["networks"]["tiny"]["labels"][key]["arms"][arm]
+            assert (e["lr"], e["status"], e["trials"]) == (f["lr"], f["status"], f["trials"]), (key, arm)
+            assert (e["best_step"], e["steps_run"]) == (f["best_step"], f["steps_run"]), (key, arm)
+
+    def curves(folder):
+        return [(c["key"]["arm"], c["key"]["lr"], c["best_step"], c["val_error"]) for c in all_cells(folder)]
+
+    assert curves(a) == curves(b)
 
 
-def test_bad_input_is_one_line_and_writes_nothing(tiny_mnist_dir, tmp_path, capsys):
-    base = ["--protocol", "smoke", "--data-dir", str(tiny_mnist_dir), "--output", str(tmp_path / "res")]
-    assert hc.main([*base, "--arms", "nonsense"]) == 2
-    assert hc.main([*base, "--network", "relu", "--arms", "rbm"]) == 2
-    assert hc.main([*base, "--labels", "100000"]) == 2
+def test_grid_extends_in_a_real_run_and_resume_trains_nothing(digits_dir, tmp_path):
+    args = ["--lr-grid", "1", "--arms", "xavier-uniform", "--labels", "all"]
+    folder = _smoke(digits_dir, tmp_path / "res", *args)
+    e = json.loads((folder / "summary.json").read_text())["networks"]["tiny"]["labels"]["all"]["arms"]["xavier-uniform"]
+    assert "1" in e["trials"] and len(e["trials"]) >= 3  # a one-rate grid is its own two edges: extended both ways
+    assert e["status"] in ("interior", "capped") and e["n"] == 2
+    stamps = {p: p.stat().st_mtime_ns for p in (folder / "cells").rglob("*.json")}
+    _smoke(digits_dir, tmp_path / "res", *args)
+    assert {p: p.stat().st_mtime_ns for p in (folder / "cells").rglob("*.json")} == stamps
+
+
+def test_did_not_train_on_random_labels(tiny_mnist_dir, tmp_path):
+    folder = _smoke(tiny_mnist_dir, tmp_path / "res", "--arms", "xavier-uniform", "he-normal", "--labels", "all")
+    arms = json.loads((folder / "summary.json").read_text())["networks"]["tiny"]["labels"]["all"]["arms"]
+    assert {e["status"] for e in arms.values()} == {"did not train"} and all(e["lr"] is None for e in arms.values())
+    assert "| xavier-uniform | — | did not train |" in (folder / "table.md").read_text()
+    assert not [c for c in all_cells(folder) if c["key"]["seed"] != TUNING_SEED]
+
+
+def test_estimate_predicts_the_same_small_run(digits_dir, tmp_path, capsys):
+    args = ["--lr-grid", "0.3", "--max-extensions", "0", "--seeds", "3"]
+    p = comparison.make_protocol(
+        "smoke", data_dir=str(digits_dir), output=str(tmp_path / "res"), cache=None, quiet=True,
+        lr_grid=[0.3], max_extensions=0, seeds=3,
+    )  # fmt: skip
+    predicted = comparison.estimate(p)["total_seconds"]
+    t0 = time.perf_counter()
+    comparison.run(p)
+    measured = time.perf_counter() - t0
+    assert 0.75 * measured <= predicted <= 1.25 * measured, (predicted, measured)
+    assert args  # the same settings on the command line print the estimate
+    assert comparison.main(["--protocol", "smoke", "--data-dir", str(digits_dir), "--estimate", *args]) == 0
+    assert "predicted wall time" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_line_and_writes_nothing(digits_dir, tmp_path, capsys):
+    base = ["--protocol", "smoke", "--data-dir", str(digits_dir), "--output", str(tmp_path / "res")]
+    assert comparison.main([*base, "--arms", "nonsense"]) == 2
+    assert comparison.main([*base, "--networks", "relu", "--arms", "rbm"]) == 2
+    assert comparison.main([*base, "--labels", "100000"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("experiments.hinton_comparison: error:") for line in err)
+    assert len(err) == 3 and all(line.startswith("experiments.comparison: error:") for line in err)
     assert not (tmp_path / "res").exists()
-
-
-def test_stack_cache_is_reused_and_runs_never_share_a_folder(tiny_mnist_dir, tmp_path):
-    args = ["--arms", "autoencoder", "xavier-uniform", "--seeds", "1", "--cache", str(tmp_path / "cache")]
-    first = _smoke(tiny_mnist_dir, tmp_path, *args)
-    args = ["--protocol", "smoke", "--data-dir", str(tiny_mnist_dir), "--output", str(tmp_path / "res"), "--quiet"]
-    assert (
-        hc.main(
-            [
-                *args,
-                "--arms",
-                "autoencoder",
-                "xavier-uniform",
-                "--seeds",
-                "1",
-                "--cache",
-                str(tmp_path / "cache"),
-            ]
-        )
-        == 0
-    )
-    second = next(f for f in (tmp_path / "res").iterdir() if f != first)
-    a, b = (json.loads((f / "results.json").read_text()) for f in (first, second))
-    assert "cached" not in a["pretraining"]["autoencoder/0"] and "cached" in b["pretraining"]["autoencoder/0"]
-    assert a["pretraining"]["autoencoder/0"]["seconds"] == b["pretraining"]["autoencoder/0"]["seconds"]
-    assert [r["final_test_errors"] for r in a["runs"]] == [r["final_test_errors"] for r in b["runs"]]
-    assert all("cached" in r for r in b["runs"]) and not any("cached" in r for r in a["runs"])

@@ -100,7 +100,9 @@ def test_patience_counts_only_once_the_training_set_is_fitted():
     cfg = FinetuneConfig(lr=1e-4, max_steps=40, eval_every=2, batch_size=32, patience=1, fit_error=0.0)
     r = finetune(model_for(), blobs_dataset(), cfg)  # too small a rate to fit: runs to the cap
     assert not r.fitted and not r.stopped_early and r.steps_run == 40
-    r = finetune(model_for(), blobs_dataset(), FinetuneConfig(**{**cfg.__dict__, "lr": 1e-4, "fit_error": None}))
+    r = finetune(model_for(), blobs_dataset(), FinetuneConfig(**{**cfg.__dict__, "unfitted_patience": 2}))
+    assert not r.fitted and r.stopped_early and r.steps_run < 40  # stopped, flagged as not fitted
+    r = finetune(model_for(), blobs_dataset(), FinetuneConfig(**{**cfg.__dict__, "fit_error": None}))
     assert r.fitted and r.stopped_early and r.steps_run < 40
 
 

@@ -1,0 +1,95 @@
+"""The studies' PNGs, drawn from a summary and the cells it was computed from (never from a driver).
+
+``error_vs_labels``: test error against the number of labels, 95% t intervals over seeds.
+``validation_curves``: validation error against optimizer steps, one line per reported seed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from experiments.harness import group_of  # noqa: E402
+from experiments.results import label_count  # noqa: E402
+
+GROUP_STYLE = {"pretrained": "-", "plain": "--", "naive": ":"}
+
+
+def _plain_log_ticks(axis) -> None:
+    """Tick labels like 1, 2, 5, 10 instead of 10^0 on a log axis."""
+    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_formatter(fmt)
+    axis.set_minor_formatter(fmt)
+
+
+def _colors(arms: list[str]) -> dict[str, tuple]:
+    cmap = plt.get_cmap("tab10")
+    return {arm: cmap(i % cmap.N) for i, arm in enumerate(arms)}
+
+
+def error_vs_labels(network: dict, arms: list[str], n_all: int, path: Path) -> Path:
+    """Mean test error (%) against labels per arm, error bars the 95% t interval over seeds.
+
+    ``network``: one network's summary, ``{"labels": {key: {"arms": {arm: entry}}}}``.
+    """
+    colors = _colors(arms)
+    keys = sorted(network["labels"], key=lambda k: label_count(k, n_all))
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    for i, arm in enumerate(arms):
+        xs, ys, lo, hi = [], [], [], []
+        for k in keys:
+            e = network["labels"][k]["arms"].get(arm)
+            if e and e["n"]:
+                ci = e["test_error_ci"]
+                x = label_count(k, n_all) * (1 + 0.03 * (i - len(arms) / 2))  # spread the bars apart
+                xs.append(x), ys.append(ci["mean"])
+                half = 0.0 if ci["n"] < 2 else ci["mean"] - ci["ci_low"]
+                lo.append(half), hi.append(half)
+        if xs:
+            style = GROUP_STYLE[group_of(arm)] + "o"
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt=style, color=colors[arm], label=arm, ms=3, capsize=3, lw=1.5)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _plain_log_ticks(ax.yaxis)
+    ticks = [label_count(k, n_all) for k in keys]
+    ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.set_xlabel(f"labelled training examples (all = {n_all:,})")
+    ax.set_ylabel("test error % (log scale)")
+    ax.set_title(f"{network['title']}: test error, mean and 95% t interval over seeds", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, ncol=2)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def validation_curves(cells: list[dict], arms: list[str], title: str, path: Path) -> Path:
+    """Validation error (%) against optimizer steps: one thin line per reported cell, a color per arm."""
+    colors = _colors(arms)
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    for arm in arms:
+        runs = [c for c in cells if c["key"]["arm"] == arm and not c["diverged"]]
+        for j, c in enumerate(runs):
+            style = GROUP_STYLE[group_of(arm)]
+            label = arm if j == 0 else None
+            ax.plot(c["steps"], c["val_error"], style, color=colors[arm], lw=1, alpha=0.7, label=label)
+            ax.plot([c["best_step"]], [c["val_error_best"]], "o", color=colors[arm], ms=3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _plain_log_ticks(ax.yaxis)
+    ax.set_xlabel("optimizer step (log scale); dot: the restored best-validation step")
+    ax.set_ylabel("validation error % (log scale)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, ncol=2)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
