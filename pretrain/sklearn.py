@@ -58,7 +58,7 @@ def _needs_labels(objective: str) -> bool:
 
 
 class _Stack:
-    """What both estimators share: the stack's settings, the seed and float32 inputs."""
+    """What both estimators share: the stack's settings, the seed, input checks and float64 inference."""
 
     def _layers(self) -> list[int]:
         sizes = self.hidden_layer_sizes
@@ -95,9 +95,9 @@ class _Stack:
     def _predict64(self, X) -> tuple[torch.Tensor, np.dtype]:
         """``model_(X)`` computed in float64 from the float32 weights, and ``X``'s dtype.
 
-        float32 kernels (e.g. the vectorised sigmoid) can round a value by one unit in the last
-        place depending on where its row sits in the batch; in float64 that difference is far below
-        what any float32 or float64 comparison sees, so a row's output does not depend on its batch.
+        float32 kernels (the vectorised sigmoid, a multi-threaded matmul) can round a value by one
+        unit in the last place (1e-7) depending on where its row sits in the batch; in float64 such
+        differences are ~1e-16, so a row's output does not depend on its batch at float32 precision.
         """
         check_is_fitted(self)
         X = self._check_X(X, reset=False)
@@ -115,7 +115,7 @@ class GreedyLayerwiseTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMix
     """Greedy layer-wise pretraining of a stack of autoencoders, denoising autoencoders or RBMs.
 
     ``fit`` trains layer k on the codes of layers 1..k-1 (``pretrain.GreedyPretrainer``);
-    ``transform`` returns the codes of the top layer. A settings left at None takes the
+    ``transform`` returns the codes of the top layer. A setting left at None takes the
     default of ``pretrain.GreedyConfig``.
 
     Parameters
