@@ -55,6 +55,7 @@ from pretrain.checkpoint import check_writable, write_json
 from pretrain.cli import ArgumentParser, positive_float, positive_int, run_main
 from pretrain.data import load_dataset
 from pretrain.errors import PretrainError
+from pretrain.mlp import ACTIVATIONS
 
 NETWORKS = {
     "sigmoid": Network("sigmoid", (500, 250, 100), "sigmoid"),  # the design card's network
@@ -67,11 +68,22 @@ DEFAULT_ARMS = ("autoencoder", "denoising", "rbm", "xavier-uniform", "he-normal"
 HINTON_2006 = {"pretrained, fine-tuned": 1.2, "random-start backprop": 1.6, "SVM": 1.4}
 
 
+def network_named(name: str) -> Network:
+    """One of ``NETWORKS``, or ``<activation>-<width>-<width>...`` (e.g. ``sigmoid-500-500``) for any other."""
+    if name in NETWORKS:
+        return NETWORKS[name]
+    activation, *widths = name.split("-")
+    if activation in ACTIVATIONS and widths and all(w.isdigit() and int(w) > 0 for w in widths):
+        return Network(name, tuple(map(int, widths)), activation)
+    raise PretrainError(f"unknown network {name!r}; choose from {', '.join(NETWORKS)} or <activation>-<width>-...")
+
+
 @dataclass
 class Protocol:
     """Every setting of one comparison (saved in ``summary.json``)."""
 
     name: str = "converged"
+    study: str = "comparison"  # the results folder is <output>/<study>-<name>
     networks: list[str] = field(default_factory=lambda: ["sigmoid", "relu"])
     arms: list[str] = field(default_factory=lambda: list(DEFAULT_ARMS))
     seeds: int = 5
@@ -91,11 +103,11 @@ class Protocol:
 
     @property
     def folder(self) -> Path:
-        return Path(self.output) / f"comparison-{self.name}"
+        return Path(self.output) / f"{self.study}-{self.name}"
 
     def arms_for(self, network: str) -> list[str]:
         """The arms that apply to ``network`` (Bernoulli RBMs pretrain sigmoid units only)."""
-        return [a for a in self.arms if a != "rbm" or NETWORKS[network].activation == "sigmoid"]
+        return [a for a in self.arms if a != "rbm" or network_named(network).activation == "sigmoid"]
 
     def groups(self) -> list[tuple[str, int | None, str]]:
         """Every (network, labels, arm), the most expensive (all labels) first."""
@@ -186,10 +198,11 @@ def _check(p: Protocol) -> None:
     unknown = [a for a in p.arms if a not in ALL_ARMS]
     if unknown or not p.arms:
         raise PretrainError(f"unknown arm(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(ALL_ARMS)}")
-    unknown = [n for n in p.networks if n not in NETWORKS]
-    if unknown or not p.networks:
-        raise PretrainError(f"unknown network(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(NETWORKS)}")
-    if "rbm" in p.arms and not any(NETWORKS[n].activation == "sigmoid" for n in p.networks):
+    if not p.networks:
+        raise PretrainError(f"give at least one network; choose from {', '.join(NETWORKS)} or <activation>-<width>-...")
+    for name in p.networks:
+        network_named(name)
+    if "rbm" in p.arms and not any(network_named(n).activation == "sigmoid" for n in p.networks):
         raise PretrainError("the rbm arm needs a sigmoid network (Bernoulli hidden units)")
     if any(n is not None and n < 1 for n in p.labels):
         raise PretrainError(f"--labels must be positive counts or 'all', got {p.labels}")
@@ -229,23 +242,33 @@ def _from_json(text: str) -> Protocol:
 
 def _stack_task(protocol_json: str, objective: str, network: str, seed: int) -> float:
     """Pretrain (or find in the cache) one stack; its pretraining seconds."""
-    return _harness(protocol_json).stack(objective, NETWORKS[network], seed)[1]["seconds"]
+    return _harness(protocol_json).stack(objective, network_named(network), seed)[1]["seconds"]
 
 
 def _group_task(protocol_json: str, network: str, labels: int | None, arm: str) -> dict:
     """Tune one arm at one label count on one network, then run every reported seed at the chosen rate."""
     p, h = _from_json(protocol_json), _harness(protocol_json)
-    verdict = h.tune(NETWORKS[network], arm, labels, p.tuning)
+    verdict = h.tune(network_named(network), arm, labels, p.tuning)
     if verdict["lr"] is not None:
         for seed in range(p.seeds):
-            h.cell(NETWORKS[network], arm, labels, seed, verdict["lr"])
+            h.cell(network_named(network), arm, labels, seed, verdict["lr"])
     return verdict
 
 
 def run(p: Protocol) -> Path:
     """Run (or continue) every cell of the protocol, then write the report; return its folder."""
-    torch.set_num_threads(p.threads)
     started = time.perf_counter()
+    harness = run_cells(p)
+    summary = report(p, harness, time.perf_counter() - started)
+    if not p.quiet:
+        print(markdown(summary))
+    print(f"wrote {p.folder}/summary.json, table.md and figures")
+    return p.folder
+
+
+def run_cells(p: Protocol) -> Harness:
+    """Pretrain every stack, tune every (network, labels, arm) and run its reported seeds; cells found are kept."""
+    torch.set_num_threads(p.threads)
     harness = _harness(_to_json(p))
     dataset = harness.dataset
     if dataset.n_classes is None:
@@ -272,11 +295,7 @@ def run(p: Protocol) -> Path:
                     future.result()
                     bar.update(1)
     bar.close()
-    summary = report(p, harness, time.perf_counter() - started)
-    if not p.quiet:
-        print(markdown(summary))
-    print(f"wrote {p.folder}/summary.json, table.md and figures")
-    return p.folder
+    return harness
 
 
 # ------------------------------------------------------------------------------ summary
@@ -291,7 +310,7 @@ def summarize(p: Protocol, harness: Harness, cells: list[dict]) -> dict:
     out = {"networks": {}, "seeds": list(range(p.seeds)), "tuning_seed": TUNING_SEED}
     family = []  # (network, labels, arm, baseline) of every paired difference
     for net in p.networks:
-        network = NETWORKS[net]
+        network = network_named(net)
         sizes = network.sizes(harness.dataset.n_features, harness.dataset.n_classes)
         entry = {"title": f"{network.activation} {'-'.join(map(str, sizes))}", "sizes": sizes, "labels": {}}
         for labels in sorted(p.labels, key=lambda n: n or math.inf):
@@ -502,7 +521,7 @@ def estimate(p: Protocol) -> dict:
         fixed = time.perf_counter() - t0
         epoch = {}
         for objective, net, _ in dict.fromkeys((o, n, 0) for o, n, _ in p.stacks()):
-            epoch[(objective, net)] = h.stack(objective, NETWORKS[net], 0)[1]["seconds"]
+            epoch[(objective, net)] = h.stack(objective, network_named(net), 0)[1]["seconds"]
         run_seconds = {}
         for net in p.networks:
             for labels in p.labels:
@@ -519,7 +538,7 @@ def estimate(p: Protocol) -> dict:
                 )
                 h.training = replace(p.training, budget=budget)
                 t1 = time.perf_counter()
-                h.cell(NETWORKS[net], "xavier-uniform", labels, TUNING_SEED, p.tuning.grid[0])
+                h.cell(network_named(net), "xavier-uniform", labels, TUNING_SEED, p.tuning.grid[0])
                 run_seconds[(net, labels)] = (time.perf_counter() - t1) * steps / short
         t1 = time.perf_counter()
         report(probe, h)

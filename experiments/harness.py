@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -30,16 +30,19 @@ from experiments.results import CODE_VERSION, fingerprint, read_cell, stack_path
 from pretrain.checkpoint import load_checkpoint, save_atomic
 from pretrain.data import Dataset
 from pretrain.errors import DivergenceError, PretrainError
-from pretrain.finetuning import FinetuneConfig, finetune
+from pretrain.finetuning import FinetuneConfig, finetune, labelled_subsets
 from pretrain.greedy import GreedyConfig, GreedyPretrainer
 from pretrain.init import HEAD_INIT, initialize
 from pretrain.layers.rbm import PRESETS
 from pretrain.mlp import build_mlp
 
 PRETRAINED_ARMS = ("autoencoder", "denoising", "rbm")
+# pretrained greedily on the labelled examples of the run, a temporary softmax head per layer
+SUPERVISED_ARMS = ("supervised",)
 PLAIN_ARMS = ("xavier-uniform", "he-normal", "lecun-normal", "orthogonal", "lsuv", "torch-default")
 NAIVE_ARMS = ("small-normal", "large-normal", "zeros")
-ALL_ARMS = PRETRAINED_ARMS + PLAIN_ARMS + NAIVE_ARMS
+ALL_ARMS = PRETRAINED_ARMS + SUPERVISED_ARMS + PLAIN_ARMS + NAIVE_ARMS
+STACK_ARMS = PRETRAINED_ARMS + SUPERVISED_ARMS  # arms whose hidden layers come from a pretrained stack
 BASELINES = ("xavier-uniform", "he-normal")  # every arm's paired difference is taken against these
 HEAD_SEED_OFFSET = 7919  # the head's generator is seeded with seed + this, apart from the body's
 TUNING_SEED = 1000  # learning rates are chosen on this seed; reported seeds are 0, 1, 2, ...
@@ -172,20 +175,29 @@ class Harness:
         self.data_key = fingerprint(self.dataset)
 
     # ------------------------------------------------------------------------- starts
-    def stack(self, objective: str, network: Network, seed: int) -> tuple[dict, dict]:
+    def stack(self, objective: str, network: Network, seed: int, labels: int | None = None) -> tuple[dict, dict]:
         """The pretrained encoder (``build_mlp`` keys) and its record (seconds, config, losses).
 
-        Read from the cache when a stack with the same config on the same data is there.
+        Unsupervised objectives pretrain on every training image. The supervised arm pretrains on
+        the ``labels`` examples (and validation subset) of the run with ``seed``, with as many
+        updates per layer as the unsupervised arms get. Read from the cache when a stack with the
+        same config on the same data is there.
         """
         config = self.pretraining.config(objective, network, seed)
-        key = {"objective": objective, "network": network.name, "seed": seed, "config": config.to_dict()}
-        key["data"] = self.data_key
+        x, x_val, y, y_val = self.dataset.train.x, self.dataset.val.x, None, None
+        key = {"objective": objective, "network": network.name, "seed": seed}
+        if objective in SUPERVISED_ARMS:
+            train, val = labelled_subsets(self.dataset, self.training.config(labels, len(x), 1.0, seed))
+            x, x_val, y, y_val = train.x, val.x, train.y, val.y
+            config = replace(config, epochs=math.ceil(config.epochs * len(self.dataset.train) / len(x)))
+            key["labels"] = labels
+        key.update(config=config.to_dict(), data=self.data_key)
         cached = stack_path(self.cache, key) if self.cache is not None else None
         if cached is not None and cached.is_file():
             saved = load_checkpoint(cached)
             return saved["state_dict"], saved["metadata"]
         t0 = time.perf_counter()
-        pretrainer = GreedyPretrainer(config).fit(self.dataset.train.x, self.dataset.val.x)
+        pretrainer = GreedyPretrainer(config).fit(x, x_val, y=y, y_val=y_val)
         record = {
             "seconds": time.perf_counter() - t0,
             "config": config.to_dict(),
@@ -201,7 +213,7 @@ class Harness:
         """The arm's start for ``seed``: the body from the arm (or ``stack``), the head the same for every arm."""
         data = self.dataset
         model = build_mlp(data.n_features, list(network.hidden), data.n_classes, network.activation)
-        if arm in PRETRAINED_ARMS:
+        if arm in STACK_ARMS:
             missing, unexpected = model.load_state_dict(stack, strict=False)
             assert not unexpected and len(missing) == 2, (missing, unexpected)  # only the head is left
         else:
@@ -225,7 +237,7 @@ class Harness:
             "finetune": asdict(config),
             "data": self.data_key,
         }
-        if arm in PRETRAINED_ARMS:
+        if arm in STACK_ARMS:
             key["pretraining"] = self.pretraining.config(arm, network, seed).to_dict()
         return key
 
@@ -236,8 +248,8 @@ class Harness:
         if found is not None:
             return found
         stack, pre_seconds = None, 0.0
-        if arm in PRETRAINED_ARMS:
-            stack, record = self.stack(arm, network, seed)
+        if arm in STACK_ARMS:
+            stack, record = self.stack(arm, network, seed, labels)
             pre_seconds = record["seconds"]
         model = self.start(network, arm, seed, stack)
         config = FinetuneConfig(**key["finetune"])
@@ -333,4 +345,4 @@ def _percent(values) -> list[float]:
 
 def group_of(arm: str) -> str:
     """``pretrained``, ``plain`` or ``naive``."""
-    return "pretrained" if arm in PRETRAINED_ARMS else "naive" if arm in NAIVE_ARMS else "plain"
+    return "pretrained" if arm in STACK_ARMS else "naive" if arm in NAIVE_ARMS else "plain"
