@@ -409,7 +409,7 @@ def report(p: Protocol, harness: Harness, seconds: float | None = None) -> dict:
 
 
 # ------------------------------------------------------------------------------- tables
-def _ci(e: dict) -> str:
+def format_ci(e: dict) -> str:
     ci = e["test_error_ci"]
     if not e["n"]:
         return "—"
@@ -418,7 +418,7 @@ def _ci(e: dict) -> str:
     return f"{ci['mean']:.2f} ± {ci['std']:.2f} [{ci['ci_low']:.2f}, {ci['ci_high']:.2f}]"
 
 
-def _diff(d: dict | None) -> str:
+def format_diff(d: dict | None) -> str:
     if d is None or not d["n"]:
         return "—"
     if d["n"] < 2:
@@ -454,9 +454,9 @@ def markdown(summary: dict) -> str:
                 mark = {"capped": " (cap)", "edge": " (edge, tuning unfinished)"}.get(e["status"], "")
                 conv = f"{e['converged']}/{e['n']}" + "".join(f"; seed {s}: {why}" for s, why in e["not_converged"])
                 lines.append(
-                    f"| {arm} | {e['lr']:g}{mark} | {_ci(e)} | {e['n']} | {e['train_error_final']:.2f} "
+                    f"| {arm} | {e['lr']:g}{mark} | {format_ci(e)} | {e['n']} | {e['train_error_final']:.2f} "
                     f"| {e['best_step']:.0f} / {e['steps_run']:.0f} | {e['epochs_run']:.1f} | {conv} "
-                    f"| {_diff(e.get('vs_xavier-uniform'))} | {_diff(e.get('vs_he-normal'))} |"
+                    f"| {format_diff(e.get('vs_xavier-uniform'))} | {format_diff(e.get('vs_he-normal'))} |"
                 )
             lines.append("")
     t = p["training"]

@@ -44,5 +44,21 @@ def tiny_mnist_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+def make_digits(root: Path, seed: int = 0, shuffle_test_labels: bool = False) -> Path:
+    """400 train and 100 test 28x28 'digits': noisy copies of 10 random prototypes (learnable)."""
+    rng = np.random.default_rng(seed)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    protos = rng.random((10, 784))
+    for prefix, n in (("train", 400), ("t10k", 100)):
+        y = rng.integers(0, 10, n)
+        x = np.clip(protos[y] + 0.5 * rng.standard_normal((n, 784)), 0, 1) * 255
+        if prefix == "t10k" and shuffle_test_labels:
+            y = np.random.default_rng(99).permutation(y)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", x.reshape(n, 28, 28).astype(np.uint8))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
+    return root
+
+
 # The tests use tiny tensors, where a second thread only adds synchronisation overhead.
 torch.set_num_threads(1)

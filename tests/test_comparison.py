@@ -7,7 +7,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from experiments import comparison
@@ -25,7 +24,7 @@ from experiments.stats import (
 )
 from pretrain.data import load_dataset
 
-from .conftest import write_idx
+from .conftest import make_digits
 
 
 # ----------------------------------------------------------------- statistics, hand-checkable
@@ -114,25 +113,9 @@ def test_choice_did_not_train_gets_no_rate():
 
 
 # -------------------------------------------------------------------------------- tiny data
-def _digits(root: Path, seed: int = 0, shuffle_test_labels: bool = False) -> Path:
-    """400 train and 100 test 28x28 'digits': noisy copies of 10 random prototypes (learnable)."""
-    rng = np.random.default_rng(seed)
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    protos = rng.random((10, 784))
-    for prefix, n in (("train", 400), ("t10k", 100)):
-        y = rng.integers(0, 10, n)
-        x = np.clip(protos[y] + 0.5 * rng.standard_normal((n, 784)), 0, 1) * 255
-        if prefix == "t10k" and shuffle_test_labels:
-            y = np.random.default_rng(99).permutation(y)
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", x.reshape(n, 28, 28).astype(np.uint8))
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", y)
-    return root
-
-
 @pytest.fixture
 def digits_dir(tmp_path: Path) -> Path:
-    return _digits(tmp_path / "digits")
+    return make_digits(tmp_path / "digits")
 
 
 def _smoke(data_dir: Path, out: Path, *extra) -> Path:
@@ -168,8 +151,8 @@ def test_smoke_protocol_end_to_end_tables_from_cells_alone(digits_dir, tmp_path)
 
 
 def test_shuffled_test_labels_change_no_choice(tmp_path):
-    a = _smoke(_digits(tmp_path / "a"), tmp_path / "ra")
-    b = _smoke(_digits(tmp_path / "b", shuffle_test_labels=True), tmp_path / "rb")
+    a = _smoke(make_digits(tmp_path / "a"), tmp_path / "ra")
+    b = _smoke(make_digits(tmp_path / "b", shuffle_test_labels=True), tmp_path / "rb")
     sa, sb = (json.loads((f / "summary.json").read_text()) for f in (a, b))
     for key, block in sa["networks"]["tiny"]["labels"].items():
         for arm, e in block["arms"].items():
