@@ -2,6 +2,8 @@
 
 ``error_vs_labels``: test error against the number of labels, 95% t intervals over seeds.
 ``validation_curves``: validation error against optimizer steps, one line per reported seed.
+``error_vs_depth``: test error against hidden depth, 95% t intervals over seeds.
+``train_vs_test``: training error at the chosen checkpoint against test error (the regulariser signature).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from experiments.harness import group_of  # noqa: E402
 from experiments.results import label_count  # noqa: E402
+from pretrain.figures import save_figure  # noqa: E402
 
 GROUP_STYLE = {"pretrained": "-", "plain": "--", "naive": ":"}
 
@@ -65,9 +68,7 @@ def error_vs_labels(network: dict, arms: list[str], n_all: int, path: Path) -> P
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, ncol=2)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def validation_curves(cells: list[dict], arms: list[str], title: str, path: Path) -> Path:
@@ -90,6 +91,71 @@ def validation_curves(cells: list[dict], arms: list[str], title: str, path: Path
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, ncol=2)
-    fig.savefig(path, dpi=90)
+    return _save(fig, path)
+
+
+def error_vs_depth(by_depth: dict, arms: list[str], title: str, path: Path) -> Path:
+    """Mean test error (%) against hidden depth, one line per arm, error bars the 95% t interval over seeds.
+
+    ``by_depth``: ``{depth: {"arms": {arm: entry}}}`` as ``experiments.depth_study`` summarizes it.
+    """
+    colors = _colors(arms)
+    depths = sorted(by_depth, key=int)
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    for i, arm in enumerate(arms):
+        xs, ys, half = [], [], []
+        for d in depths:
+            e = by_depth[d]["arms"].get(arm)
+            if e and e["n"]:
+                ci = e["test_error_ci"]
+                xs.append(int(d) + 0.04 * (i - len(arms) / 2))  # spread the bars apart
+                ys.append(ci["mean"])
+                half.append(0.0 if ci["n"] < 2 else ci["mean"] - ci["ci_low"])
+        if xs:
+            style = GROUP_STYLE[group_of(arm)] + "o"
+            ax.errorbar(xs, ys, yerr=half, fmt=style, color=colors[arm], label=arm, ms=3, capsize=3, lw=1.5)
+    ax.set_xticks([int(d) for d in depths])
+    ax.set_xlabel("hidden layers")
+    ax.set_ylabel("test error %")
+    ax.set_title(f"{title}: test error, mean and 95% t interval over seeds", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, ncol=2)
+    return _save(fig, path)
+
+
+def train_vs_test(by_depth: dict, arms: list[str], title: str, path: Path) -> Path:
+    """Training error at the chosen checkpoint against test error, a point per arm and depth (labelled).
+
+    A regulariser moves points left-up to right-down: more training error, less test error.
+    """
+    colors = _colors(arms)
+    fig, ax = plt.subplots(figsize=(7, 5), layout="constrained")
+    for arm in arms:
+        pts = [(d, by_depth[d]["arms"].get(arm)) for d in sorted(by_depth, key=int)]
+        pts = [(d, e["train_error_final"], e["test_error_ci"]["mean"]) for d, e in pts if e and e["n"]]
+        if pts:
+            ax.plot(
+                [p[1] for p in pts],
+                [p[2] for p in pts],
+                GROUP_STYLE[group_of(arm)] + "o",
+                color=colors[arm],
+                label=arm,
+                ms=4,
+                lw=1,
+            )
+            for d, x, y in pts:
+                ax.annotate(d, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("training error % at the chosen checkpoint")
+    ax.set_ylabel("test error %")
+    ax.set_title(f"{title}: training against test error (numbers: depth)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    save_figure(fig, path, dpi=90)
     plt.close(fig)
     return path
