@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts: the machine's matmul peak and result folders."""
+"""The machine's matmul peak and timestamped result folders, for the benchmark and the experiments."""
 
 from __future__ import annotations
 

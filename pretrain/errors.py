@@ -1,4 +1,4 @@
-"""The one exception type the CLIs turn into a one-line message and exit code 2."""
+"""The exception the commands turn into one line on stderr and exit code 2, and the check every config uses."""
 
 
 class PretrainError(Exception):
