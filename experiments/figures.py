@@ -85,6 +85,7 @@ def validation_curves(cells: list[dict], arms: list[str], title: str, path: Path
     ax.set_xscale("log")
     ax.set_yscale("log")
     _plain_log_ticks(ax.yaxis)
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.set_xlabel("optimizer step (log scale); dot: the restored best-validation step")
     ax.set_ylabel("validation error % (log scale)")
     ax.set_title(title, fontsize=10)
