@@ -74,7 +74,7 @@ class Budget:
     """
 
     decay_epochs: float = 15.0
-    min_decay_steps: int = 1000
+    min_decay_steps: int = 3000  # 1,000 left sigmoid Xavier and He starts unfitted on 1,000 labels
     cap_factor: float = 2.0
     evals_per_decay: int = 40
     patience: int = 8
@@ -157,7 +157,7 @@ class Tuning:
 
     grid: tuple[float, ...] = (0.1, 0.3, 1.0)
     step: float = math.sqrt(10)
-    max_extensions: int = 2
+    max_extensions: int = 4
 
 
 @dataclass
