@@ -31,6 +31,7 @@ from experiments.results import all_cells, machine
 from experiments.stats import paired_difference
 from pretrain.checkpoint import write_json, write_text
 from pretrain.cli import ArgumentParser, positive_int, run_main
+from pretrain.data import load_dataset
 from pretrain.errors import PretrainError
 
 ARMS = ("supervised", "xavier-uniform", "he-normal", "torch-default")
@@ -205,6 +206,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--output", default="experiments/results", help="root of the results folder")
     p.add_argument("--cache", default="checkpoints", help="folder for pretrained stacks (reused across runs)")
     p.add_argument("--smoke", action="store_true", help="the tiny smoke protocol's budget (for tests)")
+    p.add_argument("--report", action="store_true", help="only rebuild the tables and figures from the cells")
     p.add_argument("--quiet", action="store_true", help="no progress bar or table")
     return p
 
@@ -227,8 +229,12 @@ def main(argv: list[str] | None = None) -> int:
             quiet=a.quiet,
         )
         started = time.perf_counter()
-        harness = run_cells(p)
-        summary = report(p, harness, a.width, time.perf_counter() - started)
+        if a.report:
+            harness = Harness(load_dataset(p.data, p.data_dir, p.val_size), p.folder, p.training, p.pretraining)
+            summary = report(p, harness, a.width)
+        else:
+            harness = run_cells(p)
+            summary = report(p, harness, a.width, time.perf_counter() - started)
         if not a.quiet:
             print(markdown(summary))
         print(f"wrote {p.folder}/summary.json, table.md and figures")

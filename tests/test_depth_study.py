@@ -40,6 +40,11 @@ def test_tiny_study_end_to_end_and_its_tables_come_from_the_cells_alone(tmp_path
     write_json(tmp_path / "again.json", again)
     assert saved["labels"] == json.loads((tmp_path / "again.json").read_text())["labels"]
     assert set(saved["labels"]) == {"50", "all"} and set(saved["labels"]["all"]) == {"1", "2"}
+    (folder / "table.md").unlink()
+    assert depth_study.main([*args, "--report"]) == 0  # rebuilt from the cells, nothing retrained
+    rebuilt = (folder / "table.md").read_text().splitlines()
+    assert rebuilt == [line for line in table.splitlines() if not line.startswith("Wall time")]
+    assert len(all_cells(folder)) == len(cells)
 
 
 def test_best_pretrained_arm_against_the_better_baseline_is_paired_by_seed():
