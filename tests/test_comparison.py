@@ -191,7 +191,7 @@ def test_estimate_predicts_the_same_small_run(digits_dir, tmp_path, capsys):
     arms = ["autoencoder", "xavier-uniform", "he-normal"]
     args = ["--lr-grid", "0.3", "--max-extensions", "0", "--seeds", "3", "--arms", *arms]
     p = comparison.make_protocol(
-        "smoke", data_dir=str(digits_dir), output=str(tmp_path / "res"), cache=None, quiet=True,
+        "smoke", data_dir=str(digits_dir), output=str(tmp_path / "res"), cache=str(tmp_path / "cache"), quiet=True,
         lr_grid=[0.3], max_extensions=0, seeds=3, arms=arms,
     )  # fmt: skip
     tries = []
@@ -206,7 +206,8 @@ def test_estimate_predicts_the_same_small_run(digits_dir, tmp_path, capsys):
     else:
         pytest.fail(f"(predicted, measured) seconds: {tries}")
     assert args  # the same settings on the command line print the estimate
-    assert comparison.main(["--protocol", "smoke", "--data-dir", str(digits_dir), "--estimate", *args]) == 0
+    cli = ["--protocol", "smoke", "--data-dir", str(digits_dir), "--cache", str(tmp_path / "cache"), "--estimate"]
+    assert comparison.main([*cli, *args]) == 0
     assert "predicted wall time" in capsys.readouterr().out
 
 
