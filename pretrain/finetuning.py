@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .data import Dataset, Split
-from .errors import DivergenceError, PretrainError
+from .errors import DivergenceError, PretrainError, require
 from .training import OPTIMIZERS, denormals_flushed, make_optimizer
 
 SCHEDULES = ("constant", "cosine", "exponential")
@@ -70,31 +70,31 @@ class FinetuneConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
-                raise PretrainError(msg)
-
         def positive_or_none(value, name: str) -> None:
-            need(value is None or value > 0, f"{name} must be positive, got {value}")
+            require(value is None or value > 0, f"{name} must be positive, got {value}")
 
-        need(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-        need(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
-        need(math.isfinite(self.lr) and self.lr > 0, f"learning rate must be positive, got {self.lr}")
-        need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
-        need(
+        require(
+            self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}"
+        )
+        require(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
+        require(math.isfinite(self.lr) and self.lr > 0, f"learning rate must be positive, got {self.lr}")
+        require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        require(
             math.isfinite(self.weight_decay) and self.weight_decay >= 0,
             f"weight decay must be >= 0, got {self.weight_decay}",
         )
-        need(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
-        need(0 <= self.final_lr <= 1, f"final lr must be a fraction in [0, 1] of lr, got {self.final_lr}")
-        need(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
-        need(self.batch_size > 0, f"batch size must be positive, got {self.batch_size}")
-        need(self.freeze_epochs >= 0, f"freeze epochs must be >= 0, got {self.freeze_epochs}")
-        need(self.fit_error is None or 0 <= self.fit_error <= 1, f"fit error must be in [0, 1], got {self.fit_error}")
+        require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
+        require(0 <= self.final_lr <= 1, f"final lr must be a fraction in [0, 1] of lr, got {self.final_lr}")
+        require(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
+        require(self.batch_size > 0, f"batch size must be positive, got {self.batch_size}")
+        require(self.freeze_epochs >= 0, f"freeze epochs must be >= 0, got {self.freeze_epochs}")
+        require(
+            self.fit_error is None or 0 <= self.fit_error <= 1, f"fit error must be in [0, 1], got {self.fit_error}"
+        )
         for name in ("max_steps", "decay_steps", "eval_every", "patience", "unfitted_patience"):
             positive_or_none(getattr(self, name), name.replace("_", " "))
-        need(self.labels is None or self.labels > 0, f"--labels must be positive, got {self.labels}")
-        need(
+        require(self.labels is None or self.labels > 0, f"--labels must be positive, got {self.labels}")
+        require(
             self.val_labels is None or self.val_labels > 0, f"validation labels must be positive, got {self.val_labels}"
         )
 
