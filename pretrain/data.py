@@ -34,13 +34,31 @@ _IDX_FILES = {
 
 @dataclass
 class Split:
-    """One split: ``x`` float32 ``(N, D)``; ``y`` int64 ``(N,)`` or ``None`` when unlabelled."""
+    """One split: ``x`` float32 ``(N, D)``; ``y`` int64 ``(N,)`` or ``None`` when unlabelled.
+
+    ``w``: optional float32 ``(N,)`` non-negative per-example weights; fine-tuning on a training
+    split that has them minimises ``sum(w_i * loss_i) / sum(w_i)`` over each batch.
+    """
 
     x: torch.Tensor
     y: torch.Tensor | None = None
+    w: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
+
+    def take(self, idx: torch.Tensor) -> Split:
+        """The rows ``idx`` of every tensor of the split (labels and weights follow their examples)."""
+        idx = idx.to(self.x.device)
+        return Split(
+            self.x[idx],
+            None if self.y is None else self.y[idx.to(self.y.device)],
+            None if self.w is None else self.w[idx.to(self.w.device)],
+        )
+
+    def to(self, device: torch.device | str) -> Split:
+        """The same split with every tensor on ``device``."""
+        return Split(*(None if t is None else t.to(device) for t in (self.x, self.y, self.w)))
 
 
 @dataclass
@@ -67,10 +85,9 @@ class Dataset:
     def to(self, device: torch.device | str) -> Dataset:
         """The same data with every tensor moved to ``device`` (e.g. onto the GPU, once)."""
 
-        def move(s: Split) -> Split:
-            return Split(s.x.to(device), None if s.y is None else s.y.to(device))
-
-        return Dataset(self.name, move(self.train), move(self.val), move(self.test), self.scaling, self.image_shape)
+        return Dataset(
+            self.name, self.train.to(device), self.val.to(device), self.test.to(device), self.scaling, self.image_shape
+        )
 
 
 def load_dataset(
@@ -257,7 +274,7 @@ def apply_input_scaling(dataset: Dataset, input_scaling: dict, where: str = "che
     std = torch.as_tensor(input_scaling["std"], dtype=torch.float32)
 
     def scale(s: Split) -> Split:
-        return Split((s.x - mean.to(s.x.device)) / std.to(s.x.device), s.y)
+        return Split((s.x - mean.to(s.x.device)) / std.to(s.x.device), s.y, s.w)
 
     scaling = {**dataset.scaling, "mean": input_scaling["mean"], "std": input_scaling["std"]}
     return Dataset(

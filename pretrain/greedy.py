@@ -22,7 +22,7 @@ from .errors import DivergenceError, PretrainError, require
 from .layers import OBJECTIVES, LayerObjective
 from .layers.rbm import HIDDEN
 from .mlp import ACTIVATIONS, build_mlp
-from .training import OPTIMIZERS, denormals_flushed, make_optimizer
+from .training import OPTIMIZERS, PRECISIONS, denormals_flushed, make_optimizer
 from .version import versions
 
 FORMAT = "pretrain.stack/1"
@@ -41,6 +41,8 @@ class GreedyConfig:
     ``linear_lr`` (default: ``lr``) is the learning rate of layers with a linear activation.
     ``weight_decay`` is L2 on every parameter, except where an objective says otherwise (the RBM
     puts it on the weights only).
+    ``precision``: ``fp32``, or ``bf16`` (autocast of each training step's forward pass and loss;
+    weights and optimizer state stay fp32).
     """
 
     layers: list[int]
@@ -56,6 +58,7 @@ class GreedyConfig:
     weight_decay: float = 0.0
     seed: int = 0
     linear_lr: float | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         require(len(self.layers) > 0, "give at least one layer size")
@@ -89,6 +92,9 @@ class GreedyConfig:
         require(
             self.optimizer in OPTIMIZERS,
             f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}",
+        )
+        require(
+            self.precision in PRECISIONS, f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}"
         )
         require(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
         require(self.batch_size > 0, f"batch size must be positive, got {self.batch_size}")
