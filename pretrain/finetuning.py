@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .data import Dataset, Split
 from .errors import DivergenceError, PretrainError, require
-from .training import OPTIMIZERS, denormals_flushed, make_optimizer
+from .training import OPTIMIZERS, PRECISIONS, autocast, denormals_flushed, make_optimizer
 
 SCHEDULES = ("constant", "cosine", "exponential")
 _EVAL_CHUNK = 8192
@@ -47,6 +47,8 @@ class FinetuneConfig:
     - ``freeze_epochs``: the first N epochs train only the head (the last ``nn.Linear``).
     - ``labels``: fine-tune on a stratified subset of this many training examples (None: all).
     - ``val_labels``: validate on a stratified subset of this many validation examples (None: all).
+    - ``precision``: ``fp32``, or ``bf16`` (autocast of the training steps' forward pass and loss; weights
+      and optimizer state stay fp32; validation and test are scored in fp32).
     """
 
     optimizer: str = "sgd"
@@ -68,6 +70,7 @@ class FinetuneConfig:
     labels: int | None = None
     val_labels: int | None = None
     seed: int = 0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         def positive_or_none(value, name: str) -> None:
@@ -75,6 +78,9 @@ class FinetuneConfig:
 
         require(
             self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}"
+        )
+        require(
+            self.precision in PRECISIONS, f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}"
         )
         require(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         require(math.isfinite(self.lr) and self.lr > 0, f"learning rate must be positive, got {self.lr}")
@@ -158,15 +164,28 @@ def stratified_subset(y: torch.Tensor, n: int, generator: torch.Generator) -> to
     return torch.sort(torch.cat(picked)).values
 
 
-@torch.no_grad()
+def batch_loss(
+    logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None, w_sum: float | None = None
+) -> torch.Tensor:
+    """Mean cross-entropy of a batch; with per-example weights ``w``: ``sum(w_i · ce_i) / sum(w_i)``.
+
+    ``w_sum``: ``w.sum()`` when already known (saves a pass); a batch of zero weight gives NaN.
+    """
+    if w is None:
+        return F.cross_entropy(logits, y)
+    per_example = F.cross_entropy(logits, y, reduction="none").float()
+    return (per_example * w).sum() / (w.sum() if w_sum is None else w_sum)
+
+
+@torch.inference_mode()
 def evaluate(model: nn.Module, split: Split) -> tuple[int, float]:
-    """``(misclassified count, summed cross-entropy)`` over ``split``, in chunks of 8192 rows."""
-    wrong = torch.zeros((), dtype=torch.long)
-    loss = torch.zeros((), dtype=torch.float64)
+    """``(misclassified count, summed cross-entropy)`` over ``split``, in chunks of 8192 rows, in fp32."""
+    wrong = torch.zeros((), dtype=torch.long, device=split.x.device)
+    loss = torch.zeros((), dtype=torch.float64, device=split.x.device)
     for x, y in zip(split.x.split(_EVAL_CHUNK), split.y.split(_EVAL_CHUNK)):
         logits = model(x)
-        wrong += (logits.argmax(1) != y).sum().cpu()
-        loss += F.cross_entropy(logits, y, reduction="sum").double().cpu()
+        wrong += (logits.argmax(1) != y).sum()
+        loss += F.cross_entropy(logits, y, reduction="sum").double()
     return int(wrong), float(loss)
 
 
@@ -185,10 +204,10 @@ def labelled_subsets(dataset: Dataset, config: FinetuneConfig) -> tuple[Split, S
     train, val = dataset.train, dataset.val
     if config.labels is not None:
         idx = stratified_subset(train.y, config.labels, torch.Generator().manual_seed(config.seed * 1_000_003 + 1))
-        train = Split(train.x[idx.to(train.x.device)], train.y[idx.to(train.y.device)])
+        train = train.take(idx)
     if config.val_labels is not None and config.val_labels < len(val):
         idx = stratified_subset(val.y, config.val_labels, torch.Generator().manual_seed(config.seed * 1_000_003 + 3))
-        val = Split(val.x[idx.to(val.x.device)], val.y[idx.to(val.y.device)])
+        val = val.take(idx)
     return train, val
 
 
@@ -241,7 +260,10 @@ def _finetune(
     data = dataset.to(device)
     train, val = labelled_subsets(data, config)
     n_total = len(train)
-    x, y = distributed.shard(train.x, train.y)  # under torchrun: this rank's rows only
+    x, y, *w = distributed.shard(
+        train.x, train.y, *([] if train.w is None else [train.w])
+    )  # under torchrun: this rank's rows only
+    w = w[0].float() if w else None
     batch_size = min(distributed.local_batch_size(config.batch_size), x.shape[0])  # global batch: batch_size
     steps_per_epoch = math.ceil(x.shape[0] / batch_size)
     cap = config.max_steps or config.epochs * steps_per_epoch
@@ -252,19 +274,26 @@ def _finetune(
     params = list(model.parameters())
     trainable = [p.requires_grad for p in params]  # restored at the end; frozen-by-the-user stays frozen
     head_params = {id(p) for p in head.parameters()}
-    opt = make_optimizer(params, config.optimizer, config.lr, config.momentum, config.weight_decay)
+    opt = make_optimizer(
+        params, config.optimizer, config.lr, config.momentum, config.weight_decay, fused=freeze_steps == 0
+    )
     net, net_frozen = model, None
 
     result = FinetuneResult(max_steps=cap, steps_per_epoch=steps_per_epoch, n_train=n_total, n_val=len(val))
     result.fitted = config.fit_error is None
     best_val, best_state, since_best = math.inf, None, 0
     loss_sum = torch.zeros((), device=device)
-    wrong = torch.zeros((), dtype=torch.long, device=device)
+    wrong = torch.zeros((), device=device)
     seen = 0
     bar = tqdm(total=cap, disable=not progress, desc="fine-tune", unit="step", dynamic_ncols=True)
+    amp = autocast(config.precision, device)
+    # each epoch gathers its shuffled rows once into contiguous buffers; a step then takes a slice
+    xs, ys = torch.empty_like(x), torch.empty_like(y)
+    ws, batch_w = (None, []) if w is None else (torch.empty_like(w), [])
+    last_factor = None
     t_start = time.perf_counter()
     try:
-        step, order = 0, torch.empty(0, dtype=torch.long)
+        step = 0
         while step < cap:
             frozen = step < freeze_steps
             if frozen != net_frozen:
@@ -277,24 +306,36 @@ def _finetune(
             k = step % steps_per_epoch
             if k == 0:
                 order = torch.randperm(x.shape[0], generator=order_gen).to(device)
-            idx = order[k * batch_size : (k + 1) * batch_size]
+                torch.index_select(x, 0, order, out=xs)
+                torch.index_select(y, 0, order, out=ys)
+                if w is not None:
+                    torch.index_select(w, 0, order, out=ws)
+                    batch_w = [float(t.sum()) for t in ws.split(batch_size)]  # one host read per epoch
+            lo = k * batch_size
+            xb, yb = xs[lo : lo + batch_size], ys[lo : lo + batch_size]
             factor = lr_factor(config, step, cap, steps_per_epoch)
-            for group in opt.param_groups:
-                group["lr"] = config.lr * factor
-            xb, yb = x[idx], y[idx]
-            logits = net(xb)
-            loss = F.cross_entropy(logits, yb)
+            if factor != last_factor:
+                for group in opt.param_groups:
+                    group["lr"] = config.lr * factor
+                last_factor = factor
+            step += 1
+            wb, n_b = (None, yb.shape[0]) if w is None else (ws[lo : lo + batch_size], batch_w[k])
+            if n_b == 0 and not distributed.is_distributed():
+                continue  # a batch of zero total weight makes no update (under DDP every rank must step)
+            with amp:
+                logits = net(xb)
+                loss = batch_loss(logits, yb, wb, max(n_b, 1e-12))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += loss.detach() * idx.numel()
-            wrong += (logits.detach().argmax(1) != yb).sum()
-            seen += idx.numel()
-            step += 1
+            loss_sum += loss.detach() * n_b
+            mistakes = logits.detach().argmax(1) != yb
+            wrong += mistakes.sum() if wb is None else (mistakes * wb).sum()
+            seen += n_b
             if step % eval_every and step < cap:
                 continue
             # ------------------------------------------------------------- evaluation
-            n_seen = distributed.all_reduce_sum(torch.tensor(float(seen), device=device)).item()
+            n_seen = max(distributed.all_reduce_sum(torch.tensor(float(seen), device=device)).item(), 1e-12)
             train_loss = distributed.all_reduce_sum(loss_sum).item() / n_seen
             if not math.isfinite(train_loss):
                 raise DivergenceError(
