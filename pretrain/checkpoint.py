@@ -21,8 +21,12 @@ every writer and reader here picks by the suffix:
 - the other tensors under ``<entry>.<name>`` (a dict, e.g. ``encoder.0.weight``) or
   ``<entry>.<k>.<name>`` (a list of dicts, e.g. ``decoders.0.bias``), which ``load_state_dict``
   reports as unexpected keys and never loads into a model;
-- ``metadata`` as the file's string metadata, each entry JSON-encoded (``json.loads(meta["activations"])``),
-  plus ``pretrain.layout`` (JSON) naming the dict and list entries, so reading gives back the same dict.
+- ``metadata`` as the file's string metadata, which the Hugging Face loaders (transformers,
+  huggingface_hub) accept: ``format`` is ``"pt"`` (they refuse any other), the checkpoint's own format
+  is ``pretrain.format``, a string value is stored as it is (``meta["objective"] == "rbm"``), and any
+  other value as JSON under its name plus ``.json`` (``json.loads(meta["sizes.json"])``);
+  ``pretrain.layout.json`` names the dict and list entries, so reading gives back the same dict.
+  Files written before this layout (every value JSON-encoded, ``pretrain.layout``) still read.
 """
 
 from __future__ import annotations
@@ -73,7 +77,10 @@ def save_atomic(obj: dict, path: str | Path) -> Path:
 
 
 SAFETENSORS = ".safetensors"
-_LAYOUT = "pretrain.layout"  # metadata entry naming the dict and list entries besides state_dict
+_LAYOUT = "pretrain.layout.json"  # metadata entry naming the dict and list entries besides state_dict
+_OLD_LAYOUT = "pretrain.layout"  # files written before metadata values were plain strings
+_FORMAT = "pretrain.format"  # the checkpoint's own ``format``; the file's ``format`` is "pt"
+_JSON = ".json"  # suffix of a metadata key whose value is JSON (anything but a string)
 
 
 def _to_safetensors(obj: dict) -> bytes:
@@ -99,9 +106,29 @@ def _to_safetensors(obj: dict) -> bytes:
             layout[entry] = len(value) if isinstance(value, list) else None
             for k, part in enumerate(value) if isinstance(value, list) else [(None, value)]:
                 put(f"{entry}.{'' if k is None else f'{k}.'}", part)
-    metadata = {k: json.dumps(v) for k, v in obj.get("metadata", {}).items()}
-    metadata[_LAYOUT] = json.dumps(layout)
+    metadata = {"format": "pt", _LAYOUT: json.dumps(layout)}
+    for k, v in obj.get("metadata", {}).items():
+        key = _FORMAT if k == "format" else k if isinstance(v, str) else f"{k}{_JSON}"
+        if key in metadata or k.endswith(_JSON) or k in (_FORMAT, _OLD_LAYOUT):
+            raise PretrainError(f"cannot write metadata entry {k!r} to a {SAFETENSORS} file: a reserved name")
+        metadata[key] = v if isinstance(v, str) else json.dumps(v)
     return safetensors.torch.save(tensors, metadata)
+
+
+def _metadata(header: dict[str, str]) -> tuple[dict, dict]:
+    """``(metadata, layout)`` from a file's string metadata (raises KeyError, ValueError, TypeError)."""
+    if _OLD_LAYOUT in header:  # the earlier layout: every value JSON-encoded, no "pt" format
+        return {k: json.loads(v) for k, v in header.items() if k != _OLD_LAYOUT}, json.loads(header[_OLD_LAYOUT])
+    layout = json.loads(header[_LAYOUT])
+    metadata = {}
+    for k, v in header.items():
+        if k == _FORMAT:
+            metadata["format"] = v
+        elif k.endswith(_JSON) and k != _LAYOUT:
+            metadata[k[: -len(_JSON)]] = json.loads(v)
+        elif k not in ("format", _LAYOUT):
+            metadata[k] = v
+    return metadata, layout
 
 
 def _from_safetensors(path: Path) -> dict:
@@ -112,8 +139,7 @@ def _from_safetensors(path: Path) -> dict:
     except Exception as err:  # truncated, or not a safetensors file at all
         raise PretrainError(f"cannot load checkpoint {path}: {_first_line(err)}") from None
     try:
-        layout = json.loads(header.pop(_LAYOUT))
-        metadata = {k: json.loads(v) for k, v in header.items()}
+        metadata, layout = _metadata(header)
     except (KeyError, ValueError, TypeError):
         raise PretrainError(
             f"{path} is not a pretrain checkpoint (no pretrain metadata); safetensors.torch.load_file reads its tensors"

@@ -39,10 +39,41 @@ def test_a_stack_loads_into_a_plain_sequential_with_only_safetensors(stack_file)
     assert result.missing_keys == ["4.weight", "4.bias"]  # only the head
     assert sorted(result.unexpected_keys) == ["decoders.0.bias", "decoders.1.bias"]  # never loaded into the model
     torch.testing.assert_close(model[0].weight, load_checkpoint(stack_file)["state_dict"]["0.weight"])
-    with safe_open(stack_file, framework="pt") as f:  # the run's metadata, as JSON strings
+    with safe_open(stack_file, framework="pt") as f:  # the run's metadata: plain strings, JSON under "<name>.json"
         meta = f.metadata()
-    assert json.loads(meta["activations"]) == ["sigmoid", "sigmoid"] and json.loads(meta["sizes"]) == [16, 12, 8]
-    assert json.loads(meta["config"])["objective"] == "rbm" and json.loads(meta["input_scaling"]) == {"divide_by": 1.0}
+    assert meta["format"] == "pt" and meta["pretrain.format"] == "pretrain.stack/1"
+    assert meta["objective"] == "rbm" and meta["activation"] == "sigmoid"  # no JSON quotes
+    assert json.loads(meta["activations.json"]) == ["sigmoid", "sigmoid"]
+    assert json.loads(meta["sizes.json"]) == [16, 12, 8]
+    assert json.loads(meta["config.json"])["objective"] == "rbm"
+    assert json.loads(meta["input_scaling.json"]) == {"divide_by": 1.0}
+
+
+def load_like_transformers(path):
+    """What transformers' ``load_state_dict`` does with a .safetensors file: refuse any format but pt/tf/flax/mlx."""
+    with safe_open(path, framework="pt") as f:
+        metadata = f.metadata()
+    if metadata is not None and metadata.get("format") not in ["pt", "tf", "flax", "mlx"]:
+        raise OSError(f"The safetensors archive passed at {path} does not contain the valid metadata.")
+    return safetensors.torch.load_file(path)
+
+
+def test_hugging_face_loaders_accept_it(stack_file, tmp_path):
+    state = load_like_transformers(stack_file)
+    assert torch.equal(state["0.weight"], load_checkpoint(stack_file)["state_dict"]["0.weight"])
+    refused = tmp_path / "old.safetensors"  # the check really refuses a foreign format
+    safetensors.torch.save_file({"w": torch.ones(1)}, refused, metadata={"format": "pretrain.stack/1"})
+    with pytest.raises(OSError, match="valid metadata"):
+        load_like_transformers(refused)
+
+
+def test_files_in_the_earlier_metadata_layout_still_read(tmp_path):
+    path = tmp_path / "old.safetensors"
+    meta = {"format": "pretrain.stack/1", "sizes": [16, 4], "objective": "rbm"}
+    header = {k: json.dumps(v) for k, v in meta.items()} | {"pretrain.layout": json.dumps({"decoders": 1})}
+    safetensors.torch.save_file({"0.weight": torch.ones(4, 16), "decoders.0.bias": torch.zeros(16)}, path, header)
+    back = load_checkpoint(path)
+    assert back["metadata"] == meta and torch.equal(back["decoders"][0]["bias"], torch.zeros(16))
 
 
 def test_same_dict_back_as_from_a_pt_file(tmp_path):
@@ -67,11 +98,14 @@ def test_views_shared_tensors_and_other_entries_round_trip(tmp_path):
         "state_dict": {"0.weight": w.t()},
         "encoder": {"0.weight": w.t()},
         "extra": [{}, {"b": w[0]}],
-        "metadata": {},
+        "metadata": {"format": "x/1", "name": "a", "n": 3, "nothing": None, "nested": {"a": [1.5]}},
     }
     back = load_checkpoint(save_atomic(ckpt, tmp_path / "c.safetensors"))
     assert torch.equal(back["state_dict"]["0.weight"], w.t()) and torch.equal(back["encoder"]["0.weight"], w.t())
     assert back["extra"][0] == {} and torch.equal(back["extra"][1]["b"], w[0])
+    assert back["metadata"] == ckpt["metadata"]
+    with pytest.raises(PretrainError, match="reserved name"):
+        save_atomic({"state_dict": {}, "metadata": {"n.json": "x"}}, tmp_path / "bad.safetensors")
     with pytest.raises(PretrainError, match="not a tensor"):
         save_atomic({"state_dict": {"0.weight": [1.0]}, "metadata": {}}, tmp_path / "bad.safetensors")
     assert not (tmp_path / "bad.safetensors").exists()
