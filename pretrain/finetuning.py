@@ -27,6 +27,7 @@ from .errors import DivergenceError, PretrainError, require
 from .training import OPTIMIZERS, PRECISIONS, autocast, denormals_flushed, make_optimizer
 
 SCHEDULES = ("constant", "cosine", "exponential")
+MONITORS = ("val_error", "train_loss")
 _EVAL_CHUNK = 8192
 
 
@@ -44,6 +45,11 @@ class FinetuneConfig:
       evaluations has been at most ``fit_error`` (the run has fitted its training set); a run
       that has not fitted stops after ``unfitted_patience`` evaluations without a lower
       validation error (None: never). The best-validation weights are restored at the end.
+    - ``monitor``: what patience and the best weights judge, ``val_error`` (default) or ``train_loss``
+      (the mean training loss since the previous evaluation: stopping without a validation set).
+    - ``tol``: an evaluation counts as an improvement only when it beats the best so far by more than
+      ``tol`` (in the monitored value's units); the best weights are still the lowest value's.
+    - ``restore_best``: end with the best evaluation's weights (default), or with the last ones.
     - ``freeze_epochs``: the first N epochs train only the head (the last ``nn.Linear``).
     - ``labels``: fine-tune on a stratified subset of this many training examples (None: all).
     - ``val_labels``: validate on a stratified subset of this many validation examples (None: all).
@@ -71,6 +77,9 @@ class FinetuneConfig:
     val_labels: int | None = None
     seed: int = 0
     precision: str = "fp32"
+    monitor: str = "val_error"
+    tol: float = 0.0
+    restore_best: bool = True
 
     def __post_init__(self) -> None:
         def positive_or_none(value, name: str) -> None:
@@ -82,6 +91,8 @@ class FinetuneConfig:
         require(
             self.precision in PRECISIONS, f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}"
         )
+        require(self.monitor in MONITORS, f"unknown monitor {self.monitor!r}; choose from {', '.join(MONITORS)}")
+        require(math.isfinite(self.tol) and self.tol >= 0, f"tol must be >= 0, got {self.tol}")
         require(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         require(math.isfinite(self.lr) and self.lr > 0, f"learning rate must be positive, got {self.lr}")
         require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
@@ -115,9 +126,11 @@ class FinetuneResult:
     error, whose weights the model ends with; ``train_error_final`` is their error on all the
     labelled training examples, ``train_loss_final`` their mean cross-entropy there,
     ``test_error_final`` their test error (NaN when not scored). ``stopped_early``: stopped by
-    ``patience`` before the cap. ``fitted``: the restored weights' ``train_error_final`` is at most
-    ``fit_error`` (always True when it is not set); while training, the patience rule counts a
-    run as fitted once the training error of some evaluation window reached ``fit_error``.
+    ``patience`` before the cap; ``patience_stopped``: stopped by ``patience``, before or at the cap
+    (False: the cap ended a run that was still improving). ``fitted``: the restored weights'
+    ``train_error_final`` is at most ``fit_error`` (always True when it is not set); while training,
+    the patience rule counts a run as fitted once the training error of some evaluation window
+    reached ``fit_error``.
     """
 
     steps: list[int] = field(default_factory=list)
@@ -130,6 +143,7 @@ class FinetuneResult:
     max_steps: int = 0
     steps_per_epoch: int = 0
     stopped_early: bool = False
+    patience_stopped: bool = False
     fitted: bool = False
     train_error_final: float = float("nan")
     train_loss_final: float = float("nan")
@@ -281,7 +295,7 @@ def _finetune(
 
     result = FinetuneResult(max_steps=cap, steps_per_epoch=steps_per_epoch, n_train=n_total, n_val=len(val))
     result.fitted = config.fit_error is None
-    best_val, best_state, since_best = math.inf, None, 0
+    best_val, best_value, best_state, since_best = math.inf, math.inf, None, 0
     loss_sum = torch.zeros((), device=device)
     wrong = torch.zeros((), device=device)
     seen = 0
@@ -357,22 +371,28 @@ def _finetune(
             result.fitted = result.fitted or train_err <= config.fit_error
             bar.update(step - bar.n)
             bar.set_postfix(loss=f"{train_loss:.4g}", val_err=f"{100 * val_err:.2f}%", frozen=frozen, refresh=False)
-            if val_err < best_val:
-                best_val, since_best, result.best_step = val_err, 0, step
+            value = val_err if config.monitor == "val_error" else train_loss
+            improved = value < best_value - config.tol  # against the best before this evaluation
+            if value < best_value:
+                best_value, best_val, result.best_step = value, val_err, step
                 result.val_loss_best = val_loss / len(val)
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if config.restore_best:
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if improved:
+                since_best = 0
                 continue
             since_best += 1
             limit = config.patience if result.fitted else config.unfitted_patience
             if limit is not None and since_best >= limit:
-                result.stopped_early = step < cap
+                result.stopped_early, result.patience_stopped = step < cap, True
                 break
     finally:
         bar.close()
         for p, want in zip(params, trainable):
             p.requires_grad_(want)
     result.steps_run = step
-    model.load_state_dict(best_state)
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     result.seconds = time.perf_counter() - t_start
     result.val_error_best = best_val
