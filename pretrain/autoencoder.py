@@ -79,8 +79,24 @@ class AutoencoderRun:
 
 def run(cfg: AutoencoderRun) -> Path:
     """Pretrain (or start at random), fine-tune, save the checkpoint; return its path."""
-    out, resume_path = cfg.output_path, cfg.resume_path
+    out, pre = cfg.output_path, cfg.pretrain_path
     check_writable(out)
+    # exit 2 at any stage leaves nothing behind: not the stack this run pretrained, nor new folders
+    created_stack = not pre.exists()
+    new_dirs = [d for d in out.parents if not d.exists()]  # deepest first
+    try:
+        return _run(cfg)
+    except PretrainError:
+        if created_stack:
+            pre.unlink(missing_ok=True)
+        for d in new_dirs:
+            if d.exists() and not any(d.iterdir()):
+                d.rmdir()
+        raise
+
+
+def _run(cfg: AutoencoderRun) -> Path:
+    out, resume_path = cfg.output_path, cfg.resume_path
     device = resolve_device(cfg.stack.device)
     if cfg.stack.resume and resume_path.is_file():
         state = load_checkpoint(resume_path)

@@ -268,3 +268,51 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, message, tmp_path, capsys, b
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not list(tmp_path.glob("o*.pt"))
+
+
+def _other_stack(path, layers, d=16):
+    stack = GreedyPretrainer(GreedyConfig(layers=layers, epochs=1)).fit(torch.rand(40, d))
+    from pretrain.checkpoint import save_atomic
+
+    save_atomic(stack_checkpoint(stack, {"name": "x"}), path)
+    return path
+
+
+DIVERGING_FINETUNE = ["--finetune-optimizer", "sgd", "--finetune-lr", "1e30"]
+
+
+# One case per stage that can fail; each must leave no file and no folder behind, the pretrained
+# <output>.stack.pt included (it is written before fine-tuning starts).
+@pytest.mark.parametrize(
+    "stage, args, message",
+    [
+        ("pretraining", ["--optimizer", "sgd", "--lr", "1e30"], "loss became"),
+        ("unroll", ["--stack", "{tmp}/s8-3.pt"], "the stack has layers"),
+        ("data", ["--stack", "{tmp}/s9.pt"], "inputs, the data has"),
+        ("fine-tune loss", ["--loss", "mse", "--finetune-loss", "cross-entropy"], "sigmoid output"),
+        ("fine-tune divergence", ["--loss", "mse", "--finetune-loss", "mse", *DIVERGING_FINETUNE], "became"),
+    ],
+)
+def test_cli_exit_2_at_any_stage_leaves_nothing_behind(stage, args, message, blobs_npz, tmp_path, capsys):
+    _other_stack(tmp_path / "s8-3.pt", [8, 3])
+    _other_stack(tmp_path / "s9.pt", [8, 2], d=9)
+    before = set(tmp_path.rglob("*"))
+    out = tmp_path / "new" / "deeper" / "ae.pt"
+    args = [a.format(tmp=tmp_path) for a in args]
+    common = ["--data", blobs_npz, "--val-size", 20, "--epochs", 1, "--finetune-epochs", 2, "--quiet"]
+    assert _cli("--layers", 8, 2, *common, *args, "--output", out) == 2, stage
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert set(tmp_path.rglob("*")) == before, stage
+
+
+def test_cli_failure_keeps_a_stack_it_did_not_write(blobs_npz, tmp_path, capsys):
+    out = tmp_path / "ae.pt"
+    common = ["--layers", 8, 2, "--data", blobs_npz, "--val-size", 20, "--epochs", 1, "--quiet", "--output", out]
+    assert _cli(*common, "--finetune-epochs", 1) == 0
+    stack_file = out.with_suffix(".stack.pt")
+    assert stack_file.is_file()  # a successful run keeps its stack beside the checkpoint
+    out.unlink()
+    # a rerun that resumes from that stack and then diverges must not delete it
+    assert _cli(*common, "--resume", "--finetune-loss", "mse", *DIVERGING_FINETUNE) == 2
+    assert stack_file.is_file() and not out.exists()
