@@ -50,6 +50,37 @@ def test_adam_cosine_weight_decay_and_early_stopping_restores_the_best_epoch():
     assert error_rate(model, data.val)[0] == r.val_error_best
 
 
+def test_early_stopping_restores_the_best_evaluations_weights_bit_for_bit(monkeypatch):
+    """Half the training labels are noise and the rate is high: validation error is lowest early and
+    then rises. The model must end with the weights it had at the best evaluation, not the last ones."""
+    import pretrain.finetuning as ft
+
+    d = blobs_dataset()
+    g = torch.Generator().manual_seed(0)
+    y = d.train.y.clone()
+    noisy = torch.rand(len(y), generator=g) < 0.5
+    y[noisy] = torch.randint(0, 3, (int(noisy.sum()),), generator=g)
+    data = Dataset("noisy", Split(d.train.x, y), d.val, d.test)
+    snapshots = []
+    real_evaluate = ft.evaluate
+
+    def recording(model, split, *args, **kwargs):
+        snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return real_evaluate(model, split, *args, **kwargs)
+
+    monkeypatch.setattr(ft, "evaluate", recording)
+    model = model_for(hidden=(32, 16))
+    cfg = FinetuneConfig(lr=1.0, max_steps=100, eval_every=5, batch_size=16, patience=None)
+    r = finetune(model, data, cfg)
+    assert r.best_step < r.steps[-1] and r.val_error[-1] > r.val_error_best  # the data does what it should
+    best, last = snapshots[r.steps.index(r.best_step)], snapshots[len(r.steps) - 1]
+    final = model.state_dict()
+    for key, value in best.items():
+        assert torch.equal(final[key], value), key
+    assert any(not torch.equal(final[key], value) for key, value in last.items())
+    assert error_rate(model, data.val)[0] == r.val_error_best
+
+
 def test_freeze_epochs_train_only_the_head():
     model = model_for()
     hidden = [model[k].weight.detach().clone() for k in (0, 2)]

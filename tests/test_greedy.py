@@ -119,7 +119,9 @@ def test_every_activation_and_decoder_kind_trains(x, activation, tied):
     assert ("weight" in p.layers_[0].decoder_state()) == (not tied)
 
 
-@pytest.mark.parametrize("noise, level, loss", [("mask", 0.5, "cross-entropy"), ("gaussian", 0.2, "mse")])
+@pytest.mark.parametrize(
+    "noise, level, loss", [("mask", 0.25, "cross-entropy"), ("mask", 0.6, "mse"), ("gaussian", 0.2, "mse")]
+)
 def test_denoising_encoder_sees_the_corrupted_input_and_the_target_stays_clean(noise, level, loss):
     x = torch.rand(1000, 10)
     layer = AutoencoderLayer(
@@ -131,7 +133,7 @@ def test_denoising_encoder_sees_the_corrupted_input_and_the_target_stays_clean(n
     trained_on = layer.training_loss(x)
     hook.remove()
     (encoder_input,) = seen
-    if noise == "mask":  # about half the inputs zeroed, the rest passed through unchanged
+    if noise == "mask":  # a `level` fraction of the inputs zeroed, the rest passed through unchanged
         kept = encoder_input != 0
         assert abs(1 - float(kept.float().mean()) - level) < 0.02
         assert torch.equal(encoder_input[kept], x[kept])
@@ -148,8 +150,15 @@ def test_denoising_encoder_sees_the_corrupted_input_and_the_target_stays_clean(n
         clean, noisy = (F.binary_cross_entropy(recon, t, reduction="none").sum(1).mean() for t in (x, encoder_input))
     assert float(trained_on.detach()) == pytest.approx(float(clean.detach()), rel=1e-5)
     assert abs(float(trained_on.detach()) - float(noisy.detach())) > 1e-2
-    # evaluation is clean: no corruption, the same value however often it is asked
-    assert torch.equal(layer.reconstruction_loss(x), layer.reconstruction_loss(x))
+    # evaluation is clean: the loss of the uncorrupted input, and no draw from the generator
+    state = layer.generator.get_state()
+    recon = layer.decode(layer.encode(x))
+    if loss == "mse":
+        expected = (recon - x).square().sum(1).mean()
+    else:
+        expected = F.binary_cross_entropy(recon, x, reduction="none").sum(1).mean()
+    assert float(layer.reconstruction_loss(x).detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    assert torch.equal(layer.generator.get_state(), state)
 
 
 def test_weight_decay_is_l2_at_a_realistic_strength(x):

@@ -59,6 +59,35 @@ def test_cd_gradient_is_the_autograd_gradient_of_the_free_energy_difference(kw):
     assert err.ndim == 0 and err > 0
 
 
+@pytest.mark.parametrize("k, sample_visible", [(1, False), (3, False), (3, True), (5, False)])
+def test_cd_k_runs_exactly_k_gibbs_steps_of_hintons_chain(k, sample_visible):
+    """A hand-written k-step chain, drawing from the same generator state, gives the same negative
+    sample and the same gradient, bit for bit: one step more or less gives another sample."""
+    layer = rbm(cd_k=k, sample_visible=sample_visible)
+    x = binary_data()
+    w, c, b = (p.detach().clone() for p in params(layer))
+    g = torch.Generator()
+    g.set_state(layer.generator.get_state())
+
+    def bernoulli(mean):
+        return (torch.rand(mean.shape, generator=g) < mean).float()
+
+    ph0 = torch.sigmoid(x @ w.t() + c)
+    h = bernoulli(ph0)  # Hinton: sampled hidden states drive the reconstruction
+    for step in range(k):
+        v = torch.sigmoid(h @ w + b)
+        v = bernoulli(v) if sample_visible else v
+        ph = torch.sigmoid(v @ w.t() + c)
+        if step < k - 1:
+            h = bernoulli(ph)
+    v_neg, _ = layer.contrastive_divergence(x)
+    torch.testing.assert_close(v_neg, v, rtol=0, atol=0)
+    n = x.shape[0]
+    torch.testing.assert_close(layer.encoder.weight.grad, (ph.t() @ v - ph0.t() @ x) / n, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(layer.encoder.bias.grad, ph.mean(0) - ph0.mean(0), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(layer.visible_bias.grad, v.mean(0) - x.mean(0), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("activation, n_out", [("sigmoid", 5), ("sigmoid", 12), ("linear", 4)])
 def test_exact_likelihood_is_normalised_and_pll_matches_brute_force(activation, n_out):
     layer = rbm(n_out=n_out, activation=activation, init_std=0.2)
