@@ -183,6 +183,7 @@ class GreedyPretrainer:
         self.history_: list[LayerHistory] = []
         self._resume: dict | None = None  # saved optimizer and RNG state of an unfinished layer
         self._live: tuple | None = None  # (optimizer, generator) of the layer being trained
+        self._online: tuple | None = None  # (optimizer, generator) kept between partial_fit calls
 
     # ----------------------------------------------------------------- training
     def fit(
@@ -196,6 +197,10 @@ class GreedyPretrainer:
         on_epoch: Callable[[GreedyPretrainer], None] | None = None,
     ) -> GreedyPretrainer:
         """Train every layer not yet finished. ``x``: ``(N, D)``; ``x_val``: ``(M, D)`` or None.
+
+        ``x`` (and ``x_val``) may be a sparse COO tensor: its rows are made dense one batch (or one
+        chunk of at most 8192 rows) at a time, never all at once; a layer that needs its whole input
+        at once (a Gaussian-visible RBM's standardisation) refuses it.
 
         ``y`` ``(N,)`` and ``y_val`` ``(M,)``: integer labels, used only by objectives that need them
         (``supervised``), which refuse to fit without ``y``.
@@ -240,14 +245,7 @@ class GreedyPretrainer:
         cfg = self.config
         generator = torch.Generator(self.device).manual_seed(cfg.seed * 1_000_003 + k)
         if k == len(self.layers_):  # a fresh layer (not one being resumed)
-            spec = OBJECTIVES[cfg.objective]
-            xr = distributed.global_range(x)  # x itself, or [min, max] over all ranks' shards
-            units = spec.units(cfg.options, xr, k)
-            layer = spec.build(x.shape[1], cfg.layers[k], cfg.activations[k], cfg.options, units, generator, cfg)
-            layer.prepare(x)
-            self.layers_.append(layer.to(self.device))
-            distributed.broadcast_module(layer)  # e.g. rank 0's input standardisation
-            self.history_.append(LayerHistory(x.shape[1], cfg.layers[k], units))
+            self._new_layer(k, x, generator)
         layer, history = self.layers_[k], self.history_[k]
         layer.generator = generator
         optimizer = self._optimizer(layer)
@@ -276,7 +274,7 @@ class GreedyPretrainer:
             layer.on_epoch_start(epoch, optimizer)
             total = torch.zeros((), device=self.device)
             for i, idx in enumerate(batches(x.shape[0], batch_size, generator, self.device)):
-                batch = x[idx]
+                batch = _rows(x, idx)
                 total += layer.train_step(batch, optimizer, None if y is None else y[idx]) * batch.shape[0]
                 if i % 50 == 49:
                     bar.set_postfix(loss=f"{total.item() / ((i + 1) * batch_size):.4g}", refresh=False)
@@ -299,7 +297,7 @@ class GreedyPretrainer:
             history.train_loss.append(train_loss)
             history.val_loss.append(val_loss)
             n_diag = min(x.shape[0], 5000 if x_val is None else x_val.shape[0])
-            history.diagnostics.append(layer.epoch_diagnostics(x[:n_diag], x_val))
+            history.diagnostics.append(layer.epoch_diagnostics(_rows(x, torch.arange(n_diag, device=x.device)), x_val))
             history.done = epoch + 1 == cfg.epochs
             bar.set_postfix(loss=f"{train_loss:.4g}", val=f"{val_loss:.4g}")
             if on_epoch is not None:
@@ -311,6 +309,65 @@ class GreedyPretrainer:
         layer.eval()
         layer.requires_grad_(False)
 
+    def _new_layer(self, k: int, x: torch.Tensor, generator: torch.Generator) -> None:
+        """Build layer ``k`` for its inputs ``x`` (unit type from their range, ``prepare``) and its history."""
+        cfg = self.config
+        spec = OBJECTIVES[cfg.objective]
+        xr = _value_range(x) if x.is_sparse else distributed.global_range(x)  # [min, max] over all ranks' shards
+        units = spec.units(cfg.options, xr, k)
+        layer = spec.build(x.shape[1], cfg.layers[k], cfg.activations[k], cfg.options, units, generator, cfg)
+        if (
+            x.is_sparse
+            and type(layer).prepare is not LayerObjective.prepare
+            and getattr(layer, "gaussian_visible", True)
+        ):
+            raise PretrainError(
+                f"layer {k + 1} ({cfg.objective}, {units} units) needs its whole input at once; give dense data"
+            )
+        layer.prepare(x)
+        self.layers_.append(layer.to(self.device))
+        distributed.broadcast_module(layer)  # e.g. rank 0's input standardisation
+        self.history_.append(LayerHistory(x.shape[1], cfg.layers[k], units))
+
+    def partial_fit(self, x: torch.Tensor) -> GreedyPretrainer:
+        """One pass over ``x`` ``(N, D)`` in shuffled mini-batches: online learning of a one-layer stack.
+
+        The first call builds the layer from ``x`` (its unit type, any input standardisation); later
+        calls continue with the same optimizer state and random generator. Each call appends one
+        entry to ``history_[0].train_loss``. One layer only: a layer above would learn from codes that
+        are still changing. ``x`` may be sparse COO, as in ``fit``.
+        """
+        cfg = self.config
+        if len(cfg.layers) != 1 or OBJECTIVES[cfg.objective].needs_labels:
+            raise PretrainError("partial_fit trains a one-layer stack with an unsupervised objective")
+        if distributed.is_distributed():
+            raise PretrainError("partial_fit runs in one process; use fit under torchrun")
+        with denormals_flushed():
+            x = x.to(self.device)
+            if not self.layers_:
+                generator = torch.Generator(self.device).manual_seed(cfg.seed * 1_000_003)
+                self._new_layer(0, x, generator)
+                self.layers_[0].generator = generator
+                self._online = (self._optimizer(self.layers_[0]), generator)
+            layer, history = self.layers_[0], self.history_[0]
+            optimizer, generator = self._online
+            layer.train().requires_grad_(True)
+            layer.on_epoch_start(len(history.train_loss), optimizer)
+            t0 = time.perf_counter()
+            total = torch.zeros((), device=self.device)
+            for idx in batches(x.shape[0], cfg.batch_size, generator, self.device):
+                total += layer.train_step(_rows(x, idx), optimizer) * idx.numel()
+            loss = total.item() / x.shape[0]
+            if not math.isfinite(loss):
+                raise DivergenceError(f"partial_fit: the training loss became {loss}; try a smaller learning rate")
+            history.seconds += time.perf_counter() - t0
+            history.samples += x.shape[0]
+            history.train_loss.append(loss)
+            history.val_loss.append(float("nan"))
+            history.done = True
+            layer.eval().requires_grad_(False)
+        return self
+
     def _optimizer(self, layer: LayerObjective) -> torch.optim.Optimizer:
         cfg = self.config
         lr = cfg.linear_lr if layer.activation == "linear" and cfg.linear_lr is not None else cfg.lr
@@ -319,13 +376,13 @@ class GreedyPretrainer:
     @staticmethod
     @torch.no_grad()
     def _encode(layer: LayerObjective, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-        return torch.cat([layer.encode(part) for part in x.split(chunk)])
+        return torch.cat([layer.encode(part) for part in _chunks(x, chunk)])
 
     @staticmethod
     @torch.no_grad()
     def _mean_loss(layer: LayerObjective, x: torch.Tensor, y: torch.Tensor | None, chunk: int = 8192) -> float:
         labels = [None] * math.ceil(x.shape[0] / chunk) if y is None else y.split(chunk)
-        total = sum(float(layer.reconstruction_loss(p, t)) * p.shape[0] for p, t in zip(x.split(chunk), labels))
+        total = sum(float(layer.reconstruction_loss(p, t)) * p.shape[0] for p, t in zip(_chunks(x, chunk), labels))
         return total / x.shape[0]
 
     # ------------------------------------------------------------ using the stack
@@ -390,6 +447,29 @@ class GreedyPretrainer:
         if "optimizer" in state:
             self._resume = {"optimizer": state["optimizer"], "generator": state["generator"]}
         return self
+
+
+def _rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``x[idx]``, dense (a sparse ``x`` is made dense for these rows only)."""
+    return x.index_select(0, idx).to_dense() if x.is_sparse else x[idx]
+
+
+def _chunks(x: torch.Tensor, chunk: int):
+    """``x`` in dense chunks of at most ``chunk`` rows."""
+    if not x.is_sparse:
+        yield from x.split(chunk)
+        return
+    for lo in range(0, x.shape[0], chunk):
+        yield _rows(x, torch.arange(lo, min(lo + chunk, x.shape[0]), device=x.device))
+
+
+def _value_range(x: torch.Tensor) -> torch.Tensor:
+    """``[min, max]`` of a sparse ``x``, its implicit zeros included."""
+    values = x.coalesce().values()
+    has_zeros = values.numel() < x.shape[0] * x.shape[1]
+    parts = [values.float(), values.new_zeros(1 if has_zeros or values.numel() == 0 else 0).float()]
+    full = torch.cat(parts)
+    return torch.stack([full.min(), full.max()])
 
 
 _HISTORY_FIELDS = ("n_in", "n_out", "loss", "train_loss", "val_loss", "seconds", "samples", "done", "diagnostics")
