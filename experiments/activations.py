@@ -31,7 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from experiments.common import results_dir  # noqa: E402
+from experiments.common import note_overwrites, results_dir  # noqa: E402
 from pretrain.checkpoint import check_writable, write_json, write_text  # noqa: E402
 from pretrain.cli import ArgumentParser, positive_int, run_main  # noqa: E402
 from pretrain.diagnostics import Report, diagnose, health_warnings  # noqa: E402
@@ -44,7 +44,6 @@ ACTIVATIONS = ("tanh", "sigmoid", "relu")
 INITS = ("small-normal", "large-normal", "xavier-uniform", "he-normal")
 PRETRAINED = "pretrained (greedy)"
 N_IN, WIDTH = 100, 50
-ROOT = Path(__file__).resolve().parent
 
 
 def pretrained_sigmoid_stack(depth: int, seed: int, epochs: int, n: int = 10_000, quiet: bool = True):
@@ -177,8 +176,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--examples", type=positive_int, default=1000, help="rows of x ~ N(0, 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the inits")
     p.add_argument("--pretrain-epochs", type=positive_int, default=5, help="greedy epochs per layer (sigmoid stack)")
-    p.add_argument("--figures-dir", default=str(ROOT / "figures"), help="where the PNGs go")
-    p.add_argument("--tables-dir", default=str(ROOT / "results"), help="where the Markdown table goes")
+    p.add_argument("--figures-dir", default="experiments/figures", help="where the PNGs go")
+    p.add_argument("--tables-dir", default="experiments/results", help="where the Markdown table goes")
     p.add_argument("--results", default="results", help="root folder of the full JSON results")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -191,11 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         figs, tables = Path(a.figures_dir), Path(a.tables_dir)
         for path in (figs / "x.png", tables / "x.md", Path(a.results) / "x.json"):
             check_writable(path)
+        figures = [figs / f"activations-{act}-d{a.depth}.png" for act in ACTIVATIONS]
+        note_overwrites([*figures, figs / f"gradients-d{a.depth}.png", tables / f"activations-d{a.depth}.md"])
         result = run_all(a.depth, a.examples, a.seed, a.pretrain_epochs, a.quiet)
-        paths = [
-            histogram_grid(act, result["reports"][act], a.depth, figs / f"activations-{act}-d{a.depth}.png")
-            for act in ACTIVATIONS
-        ]
+        paths = [histogram_grid(act, result["reports"][act], a.depth, path) for act, path in zip(ACTIVATIONS, figures)]
         paths.append(gradient_plot(result["reports"], a.depth, figs / f"gradients-d{a.depth}.png"))
         table = tables / f"activations-d{a.depth}.md"
         write_text(table, markdown_table(result, a.depth, a.seed, a.examples))

@@ -1,7 +1,8 @@
-"""The machine's matmul peak and timestamped result folders, for the benchmark and the experiments."""
+"""The machine's matmul peak, timestamped result folders and overwrite notes, for the benchmark and the experiments."""
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -35,3 +36,16 @@ def results_dir(root: str | Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError(f"no free results folder under {root}")
+
+
+def note_overwrites(paths) -> list[Path]:
+    """Say on stderr which of ``paths`` exist and will be overwritten (e.g. a clone's committed results).
+
+    Studies write their tables to fixed names relative to the working directory (``experiments/results``
+    in a clone's root), so a rerun replaces the committed ones; ``--tables-dir`` and friends move them.
+    Returns the existing paths.
+    """
+    existing = [Path(p) for p in paths if Path(p).exists()]
+    if existing:
+        print(f"note: this run overwrites {', '.join(map(str, existing))}", file=sys.stderr)
+    return existing

@@ -1,6 +1,6 @@
 """Hinton & Salakhutdinov (2006), MNIST: a pretrained 784-1000-500-250-30 autoencoder against PCA.
 
-    python -m experiments.deep_autoencoder --data-dir /tmp/dd
+    python -m experiments.deep_autoencoder --data-dir /tmp/dd     # from a clone's root
 
 Runs, on the MNIST test set, with the paper's metric (squared error per image, summed over the
 784 pixels in [0, 1], averaged over images):
@@ -18,15 +18,17 @@ and ``experiments/figures/deep_autoencoder_{reconstructions,codes}.png`` (Figs. 
 
 from __future__ import annotations
 
-import argparse
 import math
+import sys
 import time
 from pathlib import Path
 
 import matplotlib
 import torch
 
+from experiments.common import note_overwrites
 from pretrain.checkpoint import check_writable, write_json, write_text
+from pretrain.cli import ArgumentParser, positive_float, positive_int, run_main
 from pretrain.data import load_dataset
 from pretrain.deep_autoencoder import (
     PCA,
@@ -45,7 +47,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 PAPER = {"deep autoencoder": 3.00, "logistic PCA": 8.01, "PCA": 13.87}
-HERE = Path(__file__).resolve().parent
 
 
 def pretrain_config(objective: str, layers: list[int], epochs: int, seed: int) -> GreedyConfig:
@@ -173,8 +174,12 @@ def markdown_table(res: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="python -m experiments.deep_autoencoder",
+        description="Hinton & Salakhutdinov (2006) on MNIST: a pretrained 784-1000-500-250-30 deep autoencoder "
+        "against a random start given the same time and PCA-30; a 2-D code net against PCA-2.",
+    )
     p.add_argument("--data-dir", default="data", help="where MNIST is cached")
     p.add_argument(
         "--objectives",
@@ -184,24 +189,36 @@ def main(argv: list[str] | None = None) -> dict:
         help="pretraining objectives to compare (rbm: Hinton & Salakhutdinov's recipe); the first is used for "
         "the random-start budget and the 2-D net",
     )
-    p.add_argument("--layers", type=int, nargs="+", default=[1000, 500, 250, 30], help="encoder widths")
-    p.add_argument("--pretrain-epochs", type=int, default=10, help="pretraining epochs per layer")
-    p.add_argument("--finetune-epochs", type=int, default=40, help="fine-tuning epochs of the 30-d nets")
-    p.add_argument("--code2-finetune-epochs", type=int, default=15, help="fine-tuning epochs of the 2-D net")
-    p.add_argument("--batch-size", type=int, default=128, help="fine-tuning mini-batch size")
-    p.add_argument("--lr", type=float, default=1e-3, help="fine-tuning Adam learning rate")
+    p.add_argument("--layers", type=positive_int, nargs="+", default=[1000, 500, 250, 30], help="encoder widths")
+    p.add_argument("--pretrain-epochs", type=positive_int, default=10, help="pretraining epochs per layer")
+    p.add_argument("--finetune-epochs", type=positive_int, default=40, help="fine-tuning epochs of the 30-d nets")
+    p.add_argument("--code2-finetune-epochs", type=positive_int, default=15, help="fine-tuning epochs of the 2-D net")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="fine-tuning mini-batch size")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="fine-tuning Adam learning rate")
     p.add_argument("--seed", type=int, default=0, help="seed of every run")
-    p.add_argument("--subset", type=int, default=None, help="use only this many training images (smoke tests)")
+    p.add_argument("--subset", type=positive_int, default=None, help="use only this many training images (smoke tests)")
     p.add_argument("--no-random", action="store_true", help="skip the random-start control")
     p.add_argument("--no-code2", action="store_true", help="skip the 2-D net and Fig. 3")
-    p.add_argument("--results", default=str(HERE / "results"), help="folder for the table and JSON")
-    p.add_argument("--figures", default=str(HERE / "figures"), help="folder for the PNGs")
+    p.add_argument("--results", default="experiments/results", help="folder for the table and JSON")
+    p.add_argument("--figures", default="experiments/figures", help="folder for the PNGs")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_main("experiments.deep_autoencoder", lambda: run(args) and 0)
+
+
+def run(args) -> dict:
+    """Every run of the study with the parsed ``args``; writes the table, the JSON and the figures."""
     torch.manual_seed(args.seed)
     results, figures = Path(args.results), Path(args.figures)
     for path in (results / "deep_autoencoder.json", figures / "deep_autoencoder_codes.png"):
         check_writable(path)
+    names = ["deep_autoencoder.json", "deep_autoencoder.md"]
+    pictures = ["deep_autoencoder_reconstructions.png"] + ([] if args.no_code2 else ["deep_autoencoder_codes.png"])
+    note_overwrites([results / n for n in names] + [figures / n for n in pictures])
     progress = not args.quiet
 
     data = load_dataset("mnist", args.data_dir)
@@ -278,4 +295,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -21,8 +21,8 @@ times compare the methods, not how they use a shared CPU. Writes ``sklearn_digit
 
 from __future__ import annotations
 
-import argparse
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -40,7 +40,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import minmax_scale
 from threadpoolctl import threadpool_limits
 
-from pretrain.checkpoint import atomic_write, write_json
+from experiments.common import note_overwrites
+from pretrain.checkpoint import atomic_write, check_writable, write_json
+from pretrain.cli import ArgumentParser, run_main
 from pretrain.sklearn import UNLABELLED, GreedyLayerwiseTransformer, PretrainedMLPClassifier
 
 # Our RBM on BernoulliRBM's recipe: persistent CD-1, plain SGD at 0.06, batch 10, 10 epochs.
@@ -180,21 +182,28 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seed", type=int, default=0)
+def main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(prog="python -m experiments.sklearn_digits", description=__doc__.split("\n")[0])
+    p.add_argument("--seed", type=int, default=0, help="seed of every estimator")
     p.add_argument("--out", default="experiments/results", help="folder for sklearn_digits.{md,json}")
     a = p.parse_args(argv)
-    grid = {"features__objective": ["autoencoder", "denoising"], "features__lr": [1e-3, 3e-3]}
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        report = run(a.seed, grid)
-    out = Path(a.out)
-    write_json(out / "sklearn_digits.json", report)
-    text = markdown(report)
-    atomic_write(out / "sklearn_digits.md", lambda f: f.write(text.encode()))
-    print(text)
+
+    def go() -> int:
+        out = Path(a.out)
+        check_writable(out / "sklearn_digits.json")
+        note_overwrites([out / "sklearn_digits.json", out / "sklearn_digits.md"])
+        grid = {"features__objective": ["autoencoder", "denoising"], "features__lr": [1e-3, 3e-3]}
+        torch.set_num_threads(1)
+        with threadpool_limits(1):
+            report = run(a.seed, grid)
+        write_json(out / "sklearn_digits.json", report)
+        text = markdown(report)
+        atomic_write(out / "sklearn_digits.md", lambda f: f.write(text.encode()))
+        print(text)
+        return 0
+
+    return run_main("experiments.sklearn_digits", go)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

