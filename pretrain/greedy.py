@@ -22,7 +22,7 @@ from .errors import DivergenceError, PretrainError, require
 from .layers import OBJECTIVES, LayerObjective
 from .layers.rbm import HIDDEN
 from .mlp import ACTIVATIONS, build_mlp
-from .training import OPTIMIZERS, PRECISIONS, denormals_flushed, make_optimizer
+from .training import OPTIMIZERS, PRECISIONS, autocast, denormals_flushed, make_optimizer
 from .version import versions
 
 FORMAT = "pretrain.stack/1"
@@ -269,13 +269,19 @@ class GreedyPretrainer:
             leave=True,
         )
         layer.train()
+        amp = autocast(cfg.precision, self.device)
+        # each step gathers its rows into the same buffers (cheaper than advanced indexing, and cache-hot)
+        xb_buf = None if x.is_sparse else x.new_empty(min(batch_size, x.shape[0]), x.shape[1])
+        yb_buf = None if y is None else y.new_empty(min(batch_size, x.shape[0]))
         for epoch in range(start, cfg.epochs):
             t0 = time.perf_counter()
             layer.on_epoch_start(epoch, optimizer)
             total = torch.zeros((), device=self.device)
             for i, idx in enumerate(batches(x.shape[0], batch_size, generator, self.device)):
-                batch = _rows(x, idx)
-                total += layer.train_step(batch, optimizer, None if y is None else y[idx]) * batch.shape[0]
+                batch = _rows(x, idx, None if xb_buf is None else xb_buf[: idx.shape[0]])
+                labels = None if y is None else torch.index_select(y, 0, idx, out=yb_buf[: idx.shape[0]])
+                with amp:
+                    total += layer.train_step(batch, optimizer, labels) * batch.shape[0]
                 if i % 50 == 49:
                     bar.set_postfix(loss=f"{total.item() / ((i + 1) * batch_size):.4g}", refresh=False)
                 bar.update(1)
@@ -344,12 +350,13 @@ class GreedyPretrainer:
             raise PretrainError("partial_fit runs in one process; use fit under torchrun")
         with denormals_flushed():
             x = x.to(self.device)
+            generator = torch.Generator(self.device).manual_seed(cfg.seed * 1_000_003 + len(self.history_))
             if not self.layers_:
-                generator = torch.Generator(self.device).manual_seed(cfg.seed * 1_000_003)
                 self._new_layer(0, x, generator)
-                self.layers_[0].generator = generator
-                self._online = (self._optimizer(self.layers_[0]), generator)
             layer, history = self.layers_[0], self.history_[0]
+            if self._online is None:  # the first call, or the first after fit: a fresh optimizer
+                layer.generator = generator
+                self._online = (self._optimizer(layer), generator)
             optimizer, generator = self._online
             layer.train().requires_grad_(True)
             layer.on_epoch_start(len(history.train_loss), optimizer)
@@ -449,9 +456,11 @@ class GreedyPretrainer:
         return self
 
 
-def _rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``x[idx]``, dense (a sparse ``x`` is made dense for these rows only)."""
-    return x.index_select(0, idx).to_dense() if x.is_sparse else x[idx]
+def _rows(x: torch.Tensor, idx: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``x[idx]``, dense (a sparse ``x`` is made dense for these rows only), into ``out`` if given."""
+    if x.is_sparse:
+        return x.index_select(0, idx).to_dense()
+    return x[idx] if out is None else torch.index_select(x, 0, idx, out=out)
 
 
 def _chunks(x: torch.Tensor, chunk: int):
