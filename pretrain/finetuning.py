@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .data import Dataset, Split
 from .errors import DivergenceError, PretrainError, require
-from .training import OPTIMIZERS, PRECISIONS, autocast, denormals_flushed, make_optimizer
+from .training import OPTIMIZERS, PRECISIONS, LinearChain, autocast, denormals_flushed, make_optimizer
 
 SCHEDULES = ("constant", "cosine", "exponential")
 MONITORS = ("val_error", "train_loss")
@@ -301,9 +301,12 @@ def _finetune(
     seen = 0
     bar = tqdm(total=cap, disable=not progress, desc="fine-tune", unit="step", dynamic_ncols=True)
     amp = autocast(config.precision, device)
-    # each epoch gathers its shuffled rows once into contiguous buffers; a step then takes a slice
-    xs, ys = torch.empty_like(x), torch.empty_like(y)
-    ws, batch_w = (None, []) if w is None else (torch.empty_like(w), [])
+    # plain fp32 Linear/activation chains get hand-written gradients; anything else goes through autograd
+    plain = config.precision == "fp32" and freeze_steps == 0 and not distributed.is_distributed()
+    chain = LinearChain.of(model) if plain else None
+    # a step gathers its rows into the same buffers (cheaper than advanced indexing, and cache-hot)
+    xs, ys = x.new_empty(batch_size, x.shape[1]), y.new_empty(batch_size)
+    ws, batch_w = (None, []) if w is None else (w.new_empty(batch_size), [])
     last_factor = None
     t_start = time.perf_counter()
     try:
@@ -320,27 +323,30 @@ def _finetune(
             k = step % steps_per_epoch
             if k == 0:
                 order = torch.randperm(x.shape[0], generator=order_gen).to(device)
-                torch.index_select(x, 0, order, out=xs)
-                torch.index_select(y, 0, order, out=ys)
-                if w is not None:
-                    torch.index_select(w, 0, order, out=ws)
-                    batch_w = [float(t.sum()) for t in ws.split(batch_size)]  # one host read per epoch
-            lo = k * batch_size
-            xb, yb = xs[lo : lo + batch_size], ys[lo : lo + batch_size]
+                if w is not None:  # one host read per epoch
+                    batch_w = w[order].split(batch_size)
+                    batch_w = torch.stack([t.sum() for t in batch_w]).tolist()
+            idx = order[k * batch_size : (k + 1) * batch_size]
+            xb = torch.index_select(x, 0, idx, out=xs[: idx.shape[0]])
+            yb = torch.index_select(y, 0, idx, out=ys[: idx.shape[0]])
             factor = lr_factor(config, step, cap, steps_per_epoch)
             if factor != last_factor:
                 for group in opt.param_groups:
                     group["lr"] = config.lr * factor
                 last_factor = factor
             step += 1
-            wb, n_b = (None, yb.shape[0]) if w is None else (ws[lo : lo + batch_size], batch_w[k])
+            wb = None if w is None else torch.index_select(w, 0, idx, out=ws[: idx.shape[0]])
+            n_b = yb.shape[0] if w is None else batch_w[k]
             if n_b == 0 and not distributed.is_distributed():
                 continue  # a batch of zero total weight makes no update (under DDP every rank must step)
-            with amp:
-                logits = net(xb)
-                loss = batch_loss(logits, yb, wb, max(n_b, 1e-12))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if chain is not None:
+                loss, logits = chain.gradients(xb, yb, wb, n_b)
+            else:
+                with amp:
+                    logits = net(xb)
+                    loss = batch_loss(logits, yb, wb, max(n_b, 1e-12))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
             opt.step()
             loss_sum += loss.detach() * n_b
             mistakes = logits.detach().argmax(1) != yb

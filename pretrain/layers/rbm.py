@@ -324,7 +324,11 @@ class RBMLayer(LayerObjective):
                 p.grad = torch.empty_like(p)
         # optimizers minimise: grad = <.>_neg - <.>_data, i.e. ∇ of F(v_data) - F(v_neg);
         # one (H, 2B) @ (2B, D) product runs faster than two with inner size B
-        torch.mm(torch.cat([ph0 * (-1.0 / n0), ph * (1.0 / n1)]).t(), torch.cat([v0, v]), out=w.grad)
+        stats = torch.cat([ph0 * (-1.0 / n0), ph * (1.0 / n1)]).t(), torch.cat([v0, v])
+        if torch.is_autocast_enabled(w.device.type):  # a bf16 product, kept in the fp32 gradient
+            w.grad.copy_(torch.mm(*stats))
+        else:
+            torch.mm(*stats, out=w.grad)
         torch.sub(ph.mean(0), ph0.mean(0), out=c.grad)
         torch.sub(v.mean(0), v0.mean(0), out=b.grad)
         diff = recon - v0
