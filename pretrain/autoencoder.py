@@ -237,6 +237,7 @@ def parse_args(argv: list[str] | None = None) -> AutoencoderRun:
         weight_decay=a.finetune_weight_decay,
         loss=a.finetune_loss,
         seed=a.seed,
+        precision=a.precision,
     )
     return AutoencoderRun(stack.stack_run_from_args(a), finetune, a.init, a.stack)
 

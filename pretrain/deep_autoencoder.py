@@ -22,16 +22,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from .data import batches
 from .errors import DivergenceError, PretrainError, require
 from .greedy import GreedyPretrainer
-from .layers.autoencoder import LOSSES
+from .layers.autoencoder import LOSSES, CrossEntropyWithLogits
 from .mlp import ACTIVATIONS, build_mlp
-from .training import OPTIMIZERS, make_optimizer
+from .training import OPTIMIZERS, PRECISIONS, autocast, make_optimizer
 from .version import versions
 
 FORMAT = "pretrain.autoencoder/1"
@@ -202,6 +201,8 @@ class DeepAutoencoderConfig:
 
     ``loss``: ``cross-entropy`` on pixels (inputs in [0, 1], sigmoid output) or ``mse``.
     ``lr`` applies to ``optimizer``; ``momentum`` only to SGD.
+    ``precision``: ``fp32``, or ``bf16`` (autocast of each step's forward pass and loss; weights and
+    optimizer state stay fp32; evaluation in fp32).
     """
 
     epochs: int = 20
@@ -212,6 +213,7 @@ class DeepAutoencoderConfig:
     weight_decay: float = 0.0
     loss: str = "cross-entropy"
     seed: int = 0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         require(self.epochs > 0, f"fine-tuning epochs must be positive, got {self.epochs}")
@@ -223,6 +225,9 @@ class DeepAutoencoderConfig:
         require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         require(self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}")
         require(self.loss in LOSSES, f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
+        require(
+            self.precision in PRECISIONS, f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}"
+        )
 
 
 @dataclass
@@ -263,11 +268,8 @@ class DeepAutoencoderTrainer:
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """Scalar loss on a batch ``(B, D)``, summed over features and averaged over the batch."""
         if self.config.loss == "cross-entropy":
-            logits = self.model.output_logits(x)
-            per_value = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-        else:
-            per_value = (self.model(x) - x).square()
-        return per_value.sum(dim=1).mean()
+            return CrossEntropyWithLogits.apply(self.model.output_logits(x), x)  # vectorized BCE
+        return (self.model(x) - x).square().sum(dim=1).mean()
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, chunk: int = 8192) -> tuple[float, float]:
@@ -312,14 +314,17 @@ class DeepAutoencoderTrainer:
             unit="batch",
             dynamic_ncols=True,
         )
+        amp = autocast(cfg.precision, self.device)
+        buffer = x.new_empty(min(cfg.batch_size, x.shape[0]), x.shape[1])  # each step's rows, gathered in place
         for epoch in range(start, cfg.epochs):
             t0 = time.perf_counter()
             self.model.train()
             total = torch.zeros((), device=self.device)
             for idx in batches(x.shape[0], cfg.batch_size, self.generator, self.device):
-                batch = x[idx]
+                batch = torch.index_select(x, 0, idx, out=buffer[: idx.shape[0]])
                 self.optimizer.zero_grad(set_to_none=True)
-                loss = self.loss(batch)
+                with amp:
+                    loss = self.loss(batch)
                 loss.backward()
                 self.optimizer.step()
                 total += loss.detach() * batch.shape[0]

@@ -22,7 +22,7 @@ from .errors import PretrainError
 from .finetuning import SCHEDULES, FinetuneConfig, FinetuneResult, finetune
 from .init import INIT_SCHEMES, make_classifier, parse_scheme
 from .mlp import ACTIVATIONS, CLASSIFIER_FORMAT
-from .training import OPTIMIZERS
+from .training import OPTIMIZERS, PRECISIONS
 from .version import versions
 
 
@@ -214,6 +214,12 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the init, the labelled subset and the data order")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32, or bf16 autocast with fp32 weights (fast on GPUs and CPUs with AMX; see docs/speed.md)",
+    )
+    p.add_argument(
         "--output",
         default=None,
         help="classifier checkpoint path, .pt or .safetensors (pickle-free) "
@@ -243,6 +249,7 @@ def parse_args(argv: list[str] | None = None) -> FinetuneRun:
         freeze_epochs=a.freeze_epochs,
         labels=a.labels,
         seed=a.seed,
+        precision=a.precision,
     )
     val = val_size_arg(a.val_size)
     parse_scheme(a.init)  # an unknown init fails before any data is loaded

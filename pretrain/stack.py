@@ -25,7 +25,7 @@ from .layers import OBJECTIVES
 from .layers.autoencoder import LOSSES, NOISES
 from .layers.rbm import PRESETS, VISIBLE
 from .mlp import ACTIVATIONS
-from .training import OPTIMIZERS
+from .training import OPTIMIZERS, PRECISIONS
 
 
 @dataclass
@@ -281,6 +281,12 @@ def build_parser() -> ArgumentParser:
         "--momentum-epochs", type=int, default=5, help="epochs trained with --momentum before --final-momentum"
     )
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32, or bf16 autocast with fp32 weights (fast on GPUs and CPUs with AMX; see docs/speed.md)",
+    )
     p.add_argument(
         "--output",
         default=None,
