@@ -225,6 +225,22 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def dense_rows(x: torch.Tensor, idx: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``x[idx]``, dense: a sparse COO ``x`` is made dense for these rows only; into ``out`` if given (dense ``x``)."""
+    if x.is_sparse:
+        return x.index_select(0, idx).to_dense()
+    return x[idx] if out is None else torch.index_select(x, 0, idx, out=out)
+
+
+def dense_chunks(x: torch.Tensor, chunk: int):
+    """``x`` in dense pieces of at most ``chunk`` rows (a sparse COO ``x`` is never made dense whole)."""
+    if not x.is_sparse:
+        yield from x.split(chunk)
+        return
+    for lo in range(0, x.shape[0], chunk):
+        yield dense_rows(x, torch.arange(lo, min(lo + chunk, x.shape[0]), device=x.device))
+
+
 def batches(n: int, batch_size: int, generator: torch.Generator | None = None, device=None):
     """Yield index tensors covering ``range(n)`` in batches, shuffled when given a generator."""
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
-from .data import Dataset, Split
+from .data import Dataset, Split, dense_chunks, dense_rows
 from .errors import DivergenceError, PretrainError, require
 from .training import OPTIMIZERS, PRECISIONS, LinearChain, autocast, denormals_flushed, make_optimizer
 
@@ -196,7 +196,7 @@ def evaluate(model: nn.Module, split: Split) -> tuple[int, float]:
     """``(misclassified count, summed cross-entropy)`` over ``split``, in chunks of 8192 rows, in fp32."""
     wrong = torch.zeros((), dtype=torch.long, device=split.x.device)
     loss = torch.zeros((), dtype=torch.float64, device=split.x.device)
-    for x, y in zip(split.x.split(_EVAL_CHUNK), split.y.split(_EVAL_CHUNK)):
+    for x, y in zip(dense_chunks(split.x, _EVAL_CHUNK), split.y.split(_EVAL_CHUNK)):
         logits = model(x)
         wrong += (logits.argmax(1) != y).sum()
         loss += F.cross_entropy(logits, y, reduction="sum").double()
@@ -305,7 +305,7 @@ def _finetune(
     plain = config.precision == "fp32" and freeze_steps == 0 and not distributed.is_distributed()
     chain = LinearChain.of(model) if plain else None
     # a step gathers its rows into the same buffers (cheaper than advanced indexing, and cache-hot)
-    xs, ys = x.new_empty(batch_size, x.shape[1]), y.new_empty(batch_size)
+    xs, ys = None if x.is_sparse else x.new_empty(batch_size, x.shape[1]), y.new_empty(batch_size)
     ws, batch_w = (None, []) if w is None else (w.new_empty(batch_size), [])
     last_factor = None
     t_start = time.perf_counter()
@@ -327,7 +327,7 @@ def _finetune(
                     batch_w = w[order].split(batch_size)
                     batch_w = torch.stack([t.sum() for t in batch_w]).tolist()
             idx = order[k * batch_size : (k + 1) * batch_size]
-            xb = torch.index_select(x, 0, idx, out=xs[: idx.shape[0]])
+            xb = dense_rows(x, idx, None if xs is None else xs[: idx.shape[0]])  # sparse x: dense per batch
             yb = torch.index_select(y, 0, idx, out=ys[: idx.shape[0]])
             factor = lr_factor(config, step, cap, steps_per_epoch)
             if factor != last_factor:

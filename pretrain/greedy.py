@@ -17,7 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
-from .data import batches
+from .data import batches, dense_chunks, dense_rows
 from .errors import DivergenceError, PretrainError, require
 from .layers import OBJECTIVES, LayerObjective
 from .layers.rbm import HIDDEN
@@ -278,7 +278,7 @@ class GreedyPretrainer:
             layer.on_epoch_start(epoch, optimizer)
             total = torch.zeros((), device=self.device)
             for i, idx in enumerate(batches(x.shape[0], batch_size, generator, self.device)):
-                batch = _rows(x, idx, None if xb_buf is None else xb_buf[: idx.shape[0]])
+                batch = dense_rows(x, idx, None if xb_buf is None else xb_buf[: idx.shape[0]])
                 labels = None if y is None else torch.index_select(y, 0, idx, out=yb_buf[: idx.shape[0]])
                 with amp:
                     total += layer.train_step(batch, optimizer, labels) * batch.shape[0]
@@ -303,7 +303,9 @@ class GreedyPretrainer:
             history.train_loss.append(train_loss)
             history.val_loss.append(val_loss)
             n_diag = min(x.shape[0], 5000 if x_val is None else x_val.shape[0])
-            history.diagnostics.append(layer.epoch_diagnostics(_rows(x, torch.arange(n_diag, device=x.device)), x_val))
+            history.diagnostics.append(
+                layer.epoch_diagnostics(dense_rows(x, torch.arange(n_diag, device=x.device)), x_val)
+            )
             history.done = epoch + 1 == cfg.epochs
             bar.set_postfix(loss=f"{train_loss:.4g}", val=f"{val_loss:.4g}")
             if on_epoch is not None:
@@ -363,7 +365,7 @@ class GreedyPretrainer:
             t0 = time.perf_counter()
             total = torch.zeros((), device=self.device)
             for idx in batches(x.shape[0], cfg.batch_size, generator, self.device):
-                total += layer.train_step(_rows(x, idx), optimizer) * idx.numel()
+                total += layer.train_step(dense_rows(x, idx), optimizer) * idx.numel()
             loss = total.item() / x.shape[0]
             if not math.isfinite(loss):
                 raise DivergenceError(f"partial_fit: the training loss became {loss}; try a smaller learning rate")
@@ -383,13 +385,13 @@ class GreedyPretrainer:
     @staticmethod
     @torch.no_grad()
     def _encode(layer: LayerObjective, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-        return torch.cat([layer.encode(part) for part in _chunks(x, chunk)])
+        return torch.cat([layer.encode(part) for part in dense_chunks(x, chunk)])
 
     @staticmethod
     @torch.no_grad()
     def _mean_loss(layer: LayerObjective, x: torch.Tensor, y: torch.Tensor | None, chunk: int = 8192) -> float:
         labels = [None] * math.ceil(x.shape[0] / chunk) if y is None else y.split(chunk)
-        total = sum(float(layer.reconstruction_loss(p, t)) * p.shape[0] for p, t in zip(_chunks(x, chunk), labels))
+        total = sum(float(layer.reconstruction_loss(p, t)) * p.shape[0] for p, t in zip(dense_chunks(x, chunk), labels))
         return total / x.shape[0]
 
     # ------------------------------------------------------------ using the stack
@@ -454,22 +456,6 @@ class GreedyPretrainer:
         if "optimizer" in state:
             self._resume = {"optimizer": state["optimizer"], "generator": state["generator"]}
         return self
-
-
-def _rows(x: torch.Tensor, idx: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``x[idx]``, dense (a sparse ``x`` is made dense for these rows only), into ``out`` if given."""
-    if x.is_sparse:
-        return x.index_select(0, idx).to_dense()
-    return x[idx] if out is None else torch.index_select(x, 0, idx, out=out)
-
-
-def _chunks(x: torch.Tensor, chunk: int):
-    """``x`` in dense chunks of at most ``chunk`` rows."""
-    if not x.is_sparse:
-        yield from x.split(chunk)
-        return
-    for lo in range(0, x.shape[0], chunk):
-        yield _rows(x, torch.arange(lo, min(lo + chunk, x.shape[0]), device=x.device))
 
 
 def _value_range(x: torch.Tensor) -> torch.Tensor:

@@ -625,19 +625,16 @@ class PretrainedMLPClassifier(ClassifierMixin, _Stack, BaseEstimator):
     def _finetune(self, model, X, codes: np.ndarray, w: np.ndarray, seed: int, device: torch.device):
         order = _canonical_order(X, codes)
         rows, share = _weighted_rows(w[order])
-        rows = order[rows]
-        train = Split(
-            _torch(X[rows]), torch.from_numpy(codes[rows]), None if share is None else torch.from_numpy(share)
-        )
-        if train.x.is_sparse:  # the fine-tuning trainer gathers each epoch's rows at once
-            train = Split(train.x.to_dense(), train.y, train.w)
-        val = train
-        if self.early_stopping:
-            fit_idx, val_idx = train_test_split(
-                np.arange(len(train)), test_size=self.validation_fraction, random_state=seed, stratify=train.y.numpy()
+        rows, val = order[rows], None
+        if self.early_stopping:  # a stratified share of the (copies of the) labelled rows
+            fit, held = train_test_split(
+                np.arange(len(rows)), test_size=self.validation_fraction, random_state=seed, stratify=codes[rows]
             )
-            train, val = train.take(torch.from_numpy(fit_idx)), train.take(torch.from_numpy(val_idx))
-            val = Split(val.x, val.y)  # validation accuracy counts every held-out row once
+            val = Split(_torch(X[rows[held]]), torch.from_numpy(codes[rows[held]]))  # accuracy: every row counts once
+            rows, share = rows[fit], None if share is None else share[fit]
+        w_train = None if share is None else torch.from_numpy(share)
+        train = Split(_torch(X[rows]), torch.from_numpy(codes[rows]), w_train)  # sparse X stays sparse
+        val = train if val is None else val
         batch = min(200, len(train)) if self.batch_size == "auto" else min(self.batch_size, len(train))
         n_done = getattr(self, "n_iter_", 0) if self.warm_start else 0
         with _value_errors():
