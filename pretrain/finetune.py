@@ -217,7 +217,7 @@ def build_parser() -> ArgumentParser:
         "--precision",
         choices=PRECISIONS,
         default="fp32",
-        help="fp32, or bf16 autocast with fp32 weights (fast on GPUs and CPUs with AMX; see docs/speed.md)",
+        help="fp32, or bf16 autocast with fp32 weights (faster on GPUs and CPUs with AMX or AVX512-BF16)",
     )
     p.add_argument(
         "--output",

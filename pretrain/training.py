@@ -63,15 +63,21 @@ def cpu_flags(path: str | Path = "/proc/cpuinfo") -> dict[str, bool]:
 
 
 def has_bf16_matrix_units() -> bool:
-    """Whether this CPU has AMX bf16 tiles, the only CPU units where bf16 matmuls clearly beat fp32."""
-    return cpu_flags()["amx_bf16"]
+    """Whether this CPU multiplies bf16 matrices natively: AMX tiles or AVX512-BF16 dot products.
+
+    On an AMD EPYC with AVX512-BF16 and no AMX a bf16 autocast training step measured 1.5× faster than
+    fp32 (784-500-250-100-10, batch 128, 1 thread), so both count.
+    """
+    flags = cpu_flags()
+    return flags.get("amx_bf16", False) or flags.get("avx512_bf16", False)
 
 
 @functools.cache
 def _warn_slow_bf16() -> None:
     # once per process: the warning says what to expect, it does not stop the run
     warnings.warn(
-        "bf16 on a CPU without AMX bf16 units: it runs, but expect it no faster than fp32 (use --precision fp32)",
+        "bf16 on a CPU without bf16 matrix instructions (AMX or AVX512-BF16): it runs, but expect it to be "
+        "slower than fp32 (use --precision fp32)",
         stacklevel=3,
     )
 
@@ -80,7 +86,7 @@ def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractC
     """The context for forward passes and losses at ``precision``: ``fp32`` (nothing) or ``bf16``.
 
     bf16 is ``torch.autocast`` with bfloat16: matmuls run in bf16, parameters, gradients and the
-    optimizer state stay fp32. On a CPU without bf16 matrix units it warns once and still runs.
+    optimizer state stay fp32. On a CPU without bf16 matrix instructions it warns once and still runs.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")

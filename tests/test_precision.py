@@ -1,4 +1,4 @@
-"""``--precision bf16``: autocast with fp32 weights, end to end, close to fp32; one warning without AMX."""
+"""``--precision bf16``: autocast with fp32 weights, end to end, close to fp32; one warning without bf16 units."""
 
 import warnings
 
@@ -31,10 +31,11 @@ def test_cpu_flags_reads_the_flags_line(tmp_path):
     assert training.cpu_flags(tmp_path / "missing") == dict.fromkeys(training.CPU_FLAGS, False)
 
 
-def test_bf16_without_amx_warns_once_and_still_runs(monkeypatch):
-    monkeypatch.setattr(training, "cpu_flags", lambda path="/proc/cpuinfo": {"amx_bf16": False})
+def test_bf16_without_bf16_units_warns_once_and_still_runs(monkeypatch):
+    flags = {"avx512_bf16": False, "amx_bf16": False, "amx_tile": False}
+    monkeypatch.setattr(training, "cpu_flags", lambda path="/proc/cpuinfo": flags)
     training._warn_slow_bf16.cache_clear()
-    with pytest.warns(UserWarning, match="without AMX") as caught:
+    with pytest.warns(UserWarning, match="without bf16 matrix instructions") as caught:
         for _ in range(3):
             with training.autocast("bf16", "cpu"):
                 out = torch.ones(4, 4) @ torch.ones(4, 4)
@@ -42,8 +43,11 @@ def test_bf16_without_amx_warns_once_and_still_runs(monkeypatch):
     training._warn_slow_bf16.cache_clear()
 
 
-def test_bf16_with_amx_or_fp32_does_not_warn(monkeypatch):
-    monkeypatch.setattr(training, "cpu_flags", lambda path="/proc/cpuinfo": {"amx_bf16": True})
+@pytest.mark.parametrize("flag", ["amx_bf16", "avx512_bf16"])
+def test_bf16_with_amx_or_avx512_bf16_or_fp32_does_not_warn(monkeypatch, flag):
+    monkeypatch.setattr(
+        training, "cpu_flags", lambda path="/proc/cpuinfo": {"amx_bf16": False, "avx512_bf16": False, flag: True}
+    )
     training._warn_slow_bf16.cache_clear()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
