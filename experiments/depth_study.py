@@ -8,12 +8,12 @@ width 500 (``--width``), sigmoid (``--activation tanh`` for tanh), with arms
 - an unsupervised pretrained start (``--unsupervised``: ``denoising`` by default, or ``rbm``),
 - the supervised greedy start (each layer trained through a temporary softmax head on the labels of
   the run, then the head thrown away; Bengio et al. 2007's "supervised greedy" arm),
-- xavier-uniform, he-normal and torch-default,
+- xavier-uniform and he-normal (``--torch-default`` adds torch-default),
 
-at 1,000 and all labels, over 3 paired seeds. Tuning, convergence, statistics and cells are the
-comparison's (``experiments.harness``, ``experiments.comparison``): every arm's rate is tuned on a
-seed that is never reported, every run stops by early stopping on validation once it fits its
-training set, and the paired differences are Holm-corrected over the whole study. Cells go to
+at 1,000 and all labels, over 3 paired seeds, at the base budget B; with all labels a budget check at
+4B (``--check-budget``) at depths 1, 3 and 5 (``--check-depths``) for the best pretrained arm and the
+better of Xavier and He. Tuning, failures, statistics, verdicts and cells are the comparison's
+(``experiments.harness``, ``experiments.comparison``, rules in ``docs/comparison.md``). Cells go to
 ``<output>/depth-<activation>/cells``; a run continues from the cells it finds.
 """
 
@@ -24,9 +24,9 @@ import sys
 import time
 from dataclasses import asdict, replace
 
-from experiments.comparison import Protocol, format_ci, format_diff, make_protocol, run_cells, summarize
+from experiments.comparison import ARM_HEADER, Protocol, arm_row, make_protocol, notes, run_cells, summarize
 from experiments.figures import error_vs_depth, train_vs_test
-from experiments.harness import BASELINES, STACK_ARMS, TUNING_SEED, Harness
+from experiments.harness import BASELINES, STACK_ARMS, Harness
 from experiments.results import all_cells, machine
 from experiments.stats import paired_difference
 from pretrain.checkpoint import write_json, write_text
@@ -34,7 +34,7 @@ from pretrain.cli import ArgumentParser, positive_int, run_main
 from pretrain.data import load_dataset
 from pretrain.errors import PretrainError
 
-ARMS = ("supervised", "xavier-uniform", "he-normal", "torch-default")
+ARMS = ("supervised", "xavier-uniform", "he-normal")
 UNSUPERVISED = ("denoising", "rbm", "autoencoder")
 # What the 2007 and 2010 papers report could not be retrieved from a copy of their tables here.
 LITERATURE = (
@@ -55,14 +55,21 @@ def protocol(
     activation: str = "sigmoid",
     unsupervised: str = "denoising",
     smoke: bool = False,
+    torch_default: bool = False,
+    check_budget: float = 4.0,
+    check_depths: tuple[int, ...] = (1, 3, 5),
     **overrides,
 ) -> Protocol:
     """The study's protocol: the converged (or, with ``smoke``, the smoke) protocol's training, tuning and
-    statistics on ``depths`` networks of ``width`` units, 1,000 and all labels, 3 seeds."""
+    statistics on ``depths`` networks of ``width`` units, 1,000 and all labels, 3 seeds, at B; all labels
+    also at ``check_budget`` × B on ``check_depths`` for the best pretrained arm and the better baseline."""
     if unsupervised == "rbm" and activation != "sigmoid":
         raise PretrainError("the rbm arm needs sigmoid hidden units (Bernoulli); use --unsupervised denoising")
+    if check_budget < 1:
+        raise PretrainError(f"--check-budget must be at least 1 (the base budget), got {check_budget}")
     base = make_protocol("smoke" if smoke else "converged", **overrides)
-    settings = {"arms": [unsupervised, *ARMS], "seeds": 3, "labels": [1000, None]}
+    arms = [unsupervised, *ARMS, *(["torch-default"] if torch_default else [])]
+    settings = {"arms": arms, "seeds": 3, "labels": [1000, None]}
     settings.update({k: v for k, v in overrides.items() if k in settings and v is not None})
     if smoke and overrides.get("labels") is None:
         settings["labels"] = base.labels
@@ -71,27 +78,52 @@ def protocol(
         study="depth",
         name=activation + ("-smoke" if smoke else ""),
         networks=[network_name(activation, width, d) for d in depths],
+        budgets=[1.0, check_budget],
+        budgets_few=[1.0],
+        budget_arms=["best-pretrained", "best-baseline"],
+        budget_networks=[network_name(activation, width, d) for d in depths if d in check_depths],
+        extend_budget=None,
         **settings,
     )
 
 
 def depth_summary(p: Protocol, harness: Harness, cells: list[dict]) -> dict:
-    """Per label count and depth, every arm's statistics (from ``comparison.summarize``, so from the
-    cells alone) and the best pretrained arm against the better of Xavier and He, paired by seed."""
+    """Per label count and depth, every arm's statistics at B (from ``comparison.summarize``, so from the
+    cells alone), the best pretrained arm against the better of Xavier and He paired by seed, and the
+    budget check: the same at every larger budget run, with the comparison's verdicts across budgets."""
     base = summarize(p, harness, cells)
-    out = {"labels": {}, "family": base["family"], "seeds": base["seeds"], "tuning_seed": TUNING_SEED}
+    out = {
+        "labels": {},
+        "family": base["family"],
+        "seeds": base["seeds"],
+        "tuning_seeds": base["tuning_seeds"],
+        "unused_cells": base["unused_cells"],
+        "torch_versions": base["torch_versions"],
+    }
     for net in p.networks:
         depth = len(base["networks"][net]["sizes"]) - 2
         for key, block in base["networks"][net]["labels"].items():
-            arms = block["arms"]
+            if "1" not in block["budgets"]:
+                continue
+            arms = block["budgets"]["1"]["arms"]
             row = {"network": net, "title": base["networks"][net]["title"], "arms": arms, "n_labels": block["n_labels"]}
             row["best_pretrained_vs_best_baseline"] = best_against_baselines(arms, len(base["seeds"]))
+            row["check"] = {
+                budget: {
+                    "arms": at["arms"],
+                    "best_pretrained_vs_best_baseline": best_against_baselines(at["arms"], len(base["seeds"])),
+                }
+                for budget, at in block["budgets"].items()
+                if budget != "1"
+            }
+            row["verdicts"] = block["verdicts"] if row["check"] else []
             out["labels"].setdefault(key, {})[str(depth)] = row
     return out
 
 
 def best_against_baselines(arms: dict, seeds: int) -> dict | None:
-    """The pretrained arm with the lowest mean test error minus the baseline with the lowest, per seed."""
+    """The pretrained arm with the lowest mean test error minus the baseline with the lowest, per seed
+    (over the seeds both trained)."""
 
     def best(names):
         done = [a for a in names if a in arms and arms[a]["n"]]
@@ -104,54 +136,59 @@ def best_against_baselines(arms: dict, seeds: int) -> dict | None:
     return {"pretrained": pre, "baseline": base, **paired_difference(*per_seed)}
 
 
+def _best_row(depth: str, budget: str, d: dict | None) -> str | None:
+    if d is None or not d["n"]:
+        return None
+    interval = f" [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]" if d["n"] > 1 else ""
+    return f"| {depth} | {budget}B | {d['pretrained']} | {d['baseline']} | {d['mean']:+.2f}{interval} | {d['n']} |"
+
+
 def markdown(summary: dict) -> str:
-    """One table per label count: a row per depth and arm; the best pretrained arm against the best baseline."""
+    """Per label count: a row per depth and arm at B; the best pretrained arm against the better baseline at
+    B and at every budget of the check; the verdicts across budgets."""
     p = summary["protocol"]
     lines = (
         [f"**Budget-limited ({p['name']}): tiny runs for tests, not a verdict.**", ""] if p["budget_limited"] else []
     )
     for key, by_depth in summary["labels"].items():
+        depths = sorted(by_depth, key=int)
         lines += [
-            f"**{key} labels** ({p['networks'][0].split('-')[0]}, width {summary['width']}, up to "
+            f"**{key} labels, budget 1B** ({p['networks'][0].split('-')[0]}, width {summary['width']}, up to "
             f"{len(summary['seeds'])} paired seeds)",
             "",
-            "| depth | arm | lr | test error % mean ± std [95% CI] | train error % | converged "
-            "| Δ vs xavier-uniform [95% CI] Holm p | Δ vs he-normal [95% CI] Holm p |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|",
+            "| depth " + ARM_HEADER[0],
+            "|---:" + ARM_HEADER[1],
         ]
-        for depth in sorted(by_depth, key=int):
+        for depth in depths:
             arms = by_depth[depth]["arms"]
             for arm in sorted(arms, key=lambda a: arms[a]["test_error_ci"]["mean"] if arms[a]["n"] else math.inf):
-                e = arms[arm]
-                if not e["n"]:
-                    lines.append(f"| {depth} | {arm} | — | {e['status']} | — | — | — | — |")
-                    continue
-                mark = {"capped": " (cap)", "edge": " (edge)"}.get(e["status"], "")
-                lines.append(
-                    f"| {depth} | {arm} | {e['lr']:g}{mark} | {format_ci(e)} | {e['train_error_final']:.2f} "
-                    f"| {e['converged']}/{e['n']} | {format_diff(e.get('vs_xavier-uniform'))} "
-                    f"| {format_diff(e.get('vs_he-normal'))} |"
-                )
+                lines.append(f"| {depth} " + arm_row(arm, arms[arm]))
         lines += [
             "",
-            "| depth | best pretrained | better of Xavier/He | Δ test error [95% CI] |",
-            "|---:|---|---|---:|",
+            "| depth | budget | best pretrained | better of Xavier/He | Δ test error [95% CI] | n |",
+            "|---:|---:|---|---|---:|---:|",
         ]
-        for depth in sorted(by_depth, key=int):
-            d = by_depth[depth]["best_pretrained_vs_best_baseline"]
-            if d is not None and d["n"]:
-                interval = f" [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]" if d["n"] > 1 else ""
-                lines.append(f"| {depth} | {d['pretrained']} | {d['baseline']} | {d['mean']:+.2f}{interval} |")
+        for depth in depths:
+            rows = [("1", by_depth[depth]["best_pretrained_vs_best_baseline"])]
+            rows += [(b, c["best_pretrained_vs_best_baseline"]) for b, c in by_depth[depth]["check"].items()]
+            lines += [r for b, d in rows if (r := _best_row(depth, b, d)) is not None]
+        checked = [d for d in depths if by_depth[d]["check"]]
+        if checked:
+            lines += ["", f"**{key} labels: budget check**", "", "| depth " + ARM_HEADER[0], "|---:" + ARM_HEADER[1]]
+            for depth in checked:
+                for budget, c in by_depth[depth]["check"].items():
+                    lines += [f"| {depth} " + arm_row(f"{arm} ({budget}B)", e) for arm, e in c["arms"].items()]
+            lines += ["", "| depth | pretrained | baseline | Δ per budget (n) | verdict |", "|---:|---|---|---|---|"]
+            for depth in checked:
+                for v in by_depth[depth]["verdicts"]:
+                    per = ", ".join(f"{b}B {m:+.2f} ({n})" for b, m, n in zip(v["budgets"], v["means"], v["n"]))
+                    lines.append(f"| {depth} | {v['arm']} | {v['baseline']} | {per} | {v['verdict']} |")
         lines.append("")
-    fam = summary["family"]
     lines += [
-        "Every arm's rate is tuned on a seed that is never reported and every run is trained to convergence "
-        "(the converged protocol of `python -m experiments.comparison`; its table notes give the budget). "
         "Train error: at the restored best-validation checkpoint; pretraining acting as a regulariser shows as a "
-        "higher train error with a lower test error. Δ: paired difference in points (arm − baseline), 95% t "
-        f"interval; Holm correction over all {fam['comparisons']} differences against "
-        f"{' and '.join(fam['baselines'])}. The best-pretrained rows pick both sides by their mean test error, "
-        "so their intervals are descriptive, not a test.",
+        "higher train error with a lower test error. The best-pretrained rows pick both sides by their mean test "
+        "error, so their intervals are descriptive, not a test.",
+        *notes(summary),
         LITERATURE,
     ]
     if summary.get("seconds"):
@@ -193,6 +230,9 @@ def build_parser() -> ArgumentParser:
         default="denoising",
         help="the unsupervised pretrained arm (rbm: sigmoid only)",
     )
+    p.add_argument("--torch-default", action="store_true", help="add the torch-default arm")
+    p.add_argument("--check-budget", type=float, default=4.0, help="the budget check's budget (× B), all labels")
+    p.add_argument("--check-depths", type=positive_int, nargs="+", default=[1, 3, 5], help="depths of the budget check")
     p.add_argument("--seeds", type=positive_int, default=3, help="reported paired seeds 0..N-1")
     p.add_argument(
         "--labels",
@@ -202,6 +242,13 @@ def build_parser() -> ArgumentParser:
         help="labelled training examples per run: counts and/or 'all' (default: 1000 all)",
     )
     p.add_argument("--workers", type=positive_int, default=2, help="processes running cells side by side")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the cells on the Dask cluster of this scheduler (e.g. tcp://host:8786) instead of --workers "
+        "local processes; needs the [dask] extra",
+    )
     p.add_argument("--data-dir", default="data", help="where MNIST is cached")
     p.add_argument("--output", default="experiments/results", help="root of the results folder")
     p.add_argument("--cache", default="checkpoints", help="folder for pretrained stacks (reused across runs)")
@@ -220,9 +267,13 @@ def main(argv: list[str] | None = None) -> int:
             a.activation,
             a.unsupervised,
             a.smoke,
+            a.torch_default,
+            a.check_budget,
+            tuple(a.check_depths),
             seeds=a.seeds,
             labels=a.labels,
             workers=a.workers,
+            scheduler=a.scheduler,
             data_dir=a.data_dir,
             output=a.output,
             cache=a.cache or None,

@@ -4,6 +4,7 @@
 ``validation_curves``: validation error against optimizer steps, one line per reported seed.
 ``error_vs_depth``: test error against hidden depth, 95% t intervals over seeds.
 ``train_vs_test``: training error at the chosen checkpoint against test error (the regulariser signature).
+``error_vs_budget``: test error against the fine-tuning budget (× the base budget B), 95% t intervals over seeds.
 """
 
 from __future__ import annotations
@@ -153,6 +154,40 @@ def train_vs_test(by_depth: dict, arms: list[str], title: str, path: Path) -> Pa
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def error_vs_budget(budgets: dict, arms: list[str], title: str, path: Path) -> Path:
+    """Mean test error (%) against the budget factor, one line per arm, error bars the 95% t interval over the
+    seeds that trained.
+
+    ``budgets``: ``{"1": {"budget": 1.0, "arms": {arm: entry}}, "2": ...}`` as ``experiments.comparison``
+    summarizes one (network, labels) group.
+    """
+    colors = _colors(arms)
+    factors = sorted(b["budget"] for b in budgets.values())
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    for i, arm in enumerate(arms):
+        xs, ys, half = [], [], []
+        for b in sorted(budgets.values(), key=lambda b: b["budget"]):
+            e = b["arms"].get(arm)
+            if e and e["n"]:
+                ci = e["test_error_ci"]
+                xs.append(b["budget"] * (1 + 0.02 * (i - len(arms) / 2)))  # spread the bars apart
+                ys.append(ci["mean"])
+                half.append(0.0 if ci["n"] < 2 else ci["mean"] - ci["ci_low"])
+        if xs:
+            style = GROUP_STYLE[group_of(arm)] + "o"
+            ax.errorbar(xs, ys, yerr=half, fmt=style, color=colors[arm], label=arm, ms=3, capsize=3, lw=1.5)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(factors, [f"{f:g}B" for f in factors])
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.set_xlabel("fine-tuning budget (B: the base budget; decay and cap scaled together)")
+    ax.set_ylabel("test error %")
+    ax.set_title(f"{title}: test error against budget, mean and 95% t interval over seeds", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, ncol=2)
     return _save(fig, path)
 
 

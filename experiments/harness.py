@@ -6,27 +6,47 @@ every arm the same labelled subset, validation subset, data order and head init,
 are compared seed by seed (paired). Pretrained arms pretrain their stack on the unlabelled
 training images (never the validation or test images), once per (objective, network, seed).
 
-Learning rates are tuned on ``TUNING_SEED``, which is never a reported seed, by validation error
-only (ties broken by validation loss); the test set of a tuning run is never looked at. When
-the best rate sits at an edge of the grid the grid is extended past that edge, up to
-``Tuning.max_extensions`` times per side; an arm that still ends at an edge is ``capped``,
-one for which no rate trains (every rate diverged or stayed at chance) ``did not train``.
+Learning rates are tuned on two seeds (``TUNING_SEEDS``) that are never reported, by validation
+error only (ties broken by validation loss); the test set of a tuning run is never looked at.
+``choice`` holds the rules: every rate runs on the first tuning seed; a rate *fails* when it
+diverged, never got below ``CHANCE_MARGIN`` of chance (``not trained``) or is not fitted at its
+restored checkpoint, and a rate that failed on either seed is out. The best rate left is the one
+with the lowest validation error, except that when the rate above it failed, the next lower
+rate is preferred if its validation error is within one binomial standard error of the best.
+When the choice sits at an edge of the grid the grid is extended past that edge, up to
+``Tuning.max_extensions`` times per side (an arm that still ends at an edge is ``capped``).
+The choice then runs on the second tuning seed; if it fails there it is out and the choice is
+made again. An arm for which no rate trains at all ``did not train``; one whose every trained
+rate failed has ``no rate passed``.
+
+Budgets scale: a cell at budget ``f`` runs ``Budget.scaled(f)`` (decay and cap both ``f`` times
+longer). At ``f != 1`` an arm's rate is tuned again over ``neighbour_grid`` of its choice at
+``f = 1`` (the choice and one grid step either side, extended past an edge by the same rules).
 
 ``finished_cell`` is the unit of every study: given the network, activation, arm, labels,
-seed and tuned rate it returns the cell, training it only when the result folder lacks it.
+seed, tuned rate and budget it returns the cell, training it only when the result folder lacks it.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from experiments.results import CODE_VERSION, fingerprint, read_cell, stack_path, write_cell
+from experiments.results import (
+    CELL_MODULES,
+    code_version,
+    fingerprint,
+    read_cell,
+    stack_modules,
+    stack_path,
+    write_cell,
+)
 from pretrain.checkpoint import load_checkpoint, save_atomic
 from pretrain.data import Dataset
 from pretrain.errors import DivergenceError, PretrainError
@@ -45,7 +65,7 @@ ALL_ARMS = PRETRAINED_ARMS + SUPERVISED_ARMS + PLAIN_ARMS + NAIVE_ARMS
 STACK_ARMS = PRETRAINED_ARMS + SUPERVISED_ARMS  # arms whose hidden layers come from a pretrained stack
 BASELINES = ("xavier-uniform", "he-normal")  # every arm's paired difference is taken against these
 HEAD_SEED_OFFSET = 7919  # the head's generator is seeded with seed + this, apart from the body's
-TUNING_SEED = 1000  # learning rates are chosen on this seed; reported seeds are 0, 1, 2, ...
+TUNING_SEEDS = (1000, 1001)  # rates are chosen on the first and confirmed on the second; reported: 0, 1, 2, ...
 CHANCE_MARGIN = 0.9  # a run trained if its best validation error is below this fraction of chance
 
 
@@ -81,6 +101,15 @@ class Budget:
     final_lr: float = 0.01
     fit_error: float = 0.005
 
+    def scaled(self, factor: float) -> Budget:
+        """This budget ``factor`` times longer: the decay (both its floor and its epochs), hence the cap,
+        the evaluation interval and the patience in steps."""
+        if factor == 1:
+            return self
+        return replace(
+            self, decay_epochs=self.decay_epochs * factor, min_decay_steps=round(self.min_decay_steps * factor)
+        )
+
     def steps(self, n_labels: int, batch_size: int) -> dict:
         """``decay_steps``, ``max_steps``, ``eval_every`` and ``patience`` for ``n_labels`` examples."""
         per_epoch = math.ceil(n_labels / min(batch_size, n_labels))
@@ -107,9 +136,9 @@ class Training:
     val_cap: int = 5000  # N labels validate on min(N, val_cap) examples; all labels on the whole split
     budget: Budget = field(default_factory=Budget)
 
-    def config(self, labels: int | None, n_all: int, lr: float, seed: int) -> FinetuneConfig:
-        """The ``FinetuneConfig`` of one run with ``labels`` examples (None: all ``n_all``)."""
-        steps = self.budget.steps(n_all if labels is None else labels, self.batch_size)
+    def config(self, labels: int | None, n_all: int, lr: float, seed: int, budget: float = 1.0) -> FinetuneConfig:
+        """The ``FinetuneConfig`` of one run with ``labels`` examples (None: all ``n_all``) at ``budget`` × B."""
+        steps = self.budget.scaled(budget).steps(n_all if labels is None else labels, self.batch_size)
         return FinetuneConfig(
             optimizer=self.optimizer,
             lr=lr,
@@ -153,11 +182,16 @@ class Pretraining:
 
 @dataclass(frozen=True)
 class Tuning:
-    """The learning-rate grid: ``grid`` first, then ``step`` times past an edge, ``max_extensions`` per side."""
+    """The learning-rate grid: ``grid`` first, then ``step`` times past an edge, ``max_extensions`` per side.
+
+    ``require_fit``: a rate whose run is not fitted at its restored checkpoint fails (off only for
+    budget-limited protocols, whose runs are not meant to fit).
+    """
 
     grid: tuple[float, ...] = (0.1, 0.3, 1.0)
     step: float = math.sqrt(10)
     max_extensions: int = 4
+    require_fit: bool = True
 
 
 @dataclass
@@ -170,9 +204,12 @@ class Harness:
     pretraining: Pretraining = field(default_factory=Pretraining)
     cache: Path | None = None
     data_key: dict = field(init=False)
+    code: dict = field(init=False)  # "cell" and each stack objective: the digest of the code behind their numbers
 
     def __post_init__(self) -> None:
         self.data_key = fingerprint(self.dataset)
+        self.code = {"cell": code_version(CELL_MODULES)}
+        self.code.update({arm: code_version(stack_modules(arm)) for arm in STACK_ARMS})
 
     # ------------------------------------------------------------------------- starts
     def stack(self, objective: str, network: Network, seed: int, labels: int | None = None) -> tuple[dict, dict]:
@@ -185,7 +222,7 @@ class Harness:
         """
         config = self.pretraining.config(objective, network, seed)
         x, x_val, y, y_val = self.dataset.train.x, self.dataset.val.x, None, None
-        key = {"objective": objective, "network": network.name, "seed": seed}
+        key = {"objective": objective, "network": network.name, "seed": seed, "code": self.code[objective]}
         if objective in SUPERVISED_ARMS:
             train, val = labelled_subsets(self.dataset, self.training.config(labels, len(x), 1.0, seed))
             x, x_val, y, y_val = train.x, val.x, train.y, val.y
@@ -223,27 +260,31 @@ class Harness:
         return model
 
     # -------------------------------------------------------------------------- cells
-    def cell_key(self, network: Network, arm: str, labels: int | None, seed: int, lr: float) -> dict:
-        """Everything a cell's number depends on."""
-        config = self.training.config(labels, len(self.dataset.train), lr, seed)
+    def cell_key(
+        self, network: Network, arm: str, labels: int | None, seed: int, lr: float, budget: float = 1.0
+    ) -> dict:
+        """Everything a cell's number depends on (the code: ``code["cell"]``, plus the stack's for a stack arm)."""
+        config = self.training.config(labels, len(self.dataset.train), lr, seed, budget)
         key = {
-            "code": CODE_VERSION,
-            "role": "tuning" if seed == TUNING_SEED else "reported",
+            "code": self.code["cell"],
+            "role": "tuning" if seed in TUNING_SEEDS else "reported",
             "network": asdict(network),
             "arm": arm,
             "labels": labels,
             "seed": seed,
             "lr": lr,
+            "budget": budget,
             "finetune": asdict(config),
             "data": self.data_key,
         }
         if arm in STACK_ARMS:
             key["pretraining"] = self.pretraining.config(arm, network, seed).to_dict()
+            key["stack_code"] = self.code[arm]
         return key
 
-    def cell(self, network: Network, arm: str, labels: int | None, seed: int, lr: float) -> dict:
+    def cell(self, network: Network, arm: str, labels: int | None, seed: int, lr: float, budget: float = 1.0) -> dict:
         """The finished cell: read back when the folder has it, else trained and written."""
-        key = self.cell_key(network, arm, labels, seed, lr)
+        key = self.cell_key(network, arm, labels, seed, lr, budget)
         found = read_cell(self.folder, key)
         if found is not None:
             return found
@@ -264,7 +305,7 @@ class Harness:
             outcome = {
                 "diverged": False,
                 "trained": r.val_error_best < CHANCE_MARGIN * chance,
-                "converged": r.stopped_early and r.fitted,
+                "converged": r.stopped_early and r.fitted,  # fitted: at the restored checkpoint
                 "stopped_early": r.stopped_early,
                 "fitted": r.fitted,
                 "steps": r.steps,
@@ -277,61 +318,159 @@ class Harness:
                 "val_error_best": 100 * r.val_error_best,
                 "val_loss_best": r.val_loss_best,
                 "train_error_final": 100 * r.train_error_final,
+                "train_loss_final": r.train_loss_final,
                 "n_train": r.n_train,
                 "n_val": r.n_val,
             }
             if reported:
                 outcome.update(test_error=100 * r.test_error_final, test_errors=r.test_errors, n_test=r.n_test)
-        record = {**outcome, "finetune_seconds": time.perf_counter() - t0, "pretrain_seconds": pre_seconds}
+        record = {
+            **outcome,
+            "failure": failure({**outcome}, require_fit=True),
+            "finetune_seconds": time.perf_counter() - t0,
+            "pretrain_seconds": pre_seconds,
+            "torch": str(torch.__version__),
+        }
         return write_cell(self.folder, key, record)
 
     def finished_cell(
-        self, hidden: list[int], activation: str, arm: str, labels: int | None, seed: int, lr: float, name: str = ""
+        self,
+        hidden: list[int],
+        activation: str,
+        arm: str,
+        labels: int | None,
+        seed: int,
+        lr: float,
+        name: str = "",
+        budget: float = 1.0,
     ) -> dict:
         """The reported cell of ``arm`` on the ``784-hidden-10`` ``activation`` network at the tuned ``lr``."""
         network = Network(name or f"{activation}-{'-'.join(map(str, hidden))}", tuple(hidden), activation)
-        return self.cell(network, arm, labels, seed, lr)
+        return self.cell(network, arm, labels, seed, lr, budget)
 
     # ------------------------------------------------------------------------- tuning
-    def tune(self, network: Network, arm: str, labels: int | None, tuning: Tuning) -> dict:
-        """Choose ``arm``'s rate on ``TUNING_SEED`` by validation error, extending the grid past an edge.
+    def tune(
+        self,
+        network: Network,
+        arm: str,
+        labels: int | None,
+        tuning: Tuning,
+        budget: float = 1.0,
+        grid: tuple[float, ...] | None = None,
+    ) -> dict:
+        """Choose ``arm``'s rate at ``budget`` by ``choice``'s rules, training the tuning cells it needs."""
 
-        Returns ``choice``'s verdict on the tuning cells once the grid needs no more extension.
-        """
-        cells = {lr: self.cell(network, arm, labels, TUNING_SEED, lr) for lr in tuning.grid}
-        while True:
-            verdict = choice(cells, tuning)
-            side = verdict["extend"]
-            if side is None:
-                return verdict
-            rates = sorted(cells)
-            lr = _round(rates[0] / tuning.step if side == "down" else rates[-1] * tuning.step)
-            cells[lr] = self.cell(network, arm, labels, TUNING_SEED, lr)
+        def get(seed: int, lr: float) -> dict:
+            return self.cell(network, arm, labels, seed, lr, budget)
+
+        return tune_rates(get, grid or tuning.grid, tuning)
 
 
-def choice(cells: dict[float, dict], tuning: Tuning) -> dict:
-    """The verdict of a grid of tuning cells (``{rate: cell}``), from their validation numbers alone.
+def failure(cell: dict, require_fit: bool = True) -> str | None:
+    """Why a run failed: ``diverged``, ``not trained`` (stayed near chance) or ``not fitted`` (at its
+    restored checkpoint; only with ``require_fit``), else None."""
+    if cell["diverged"]:
+        return "diverged"
+    if not cell["trained"]:
+        return "not trained"
+    if require_fit and not cell["fitted"]:
+        return "not fitted"
+    return None
 
-    The best rate trained with the lowest validation error (ties: lowest validation loss).
-    ``status``: ``interior``; ``capped`` (at an edge that was extended ``max_extensions`` times);
-    ``did not train`` (no rate trained; ``lr`` is None); ``extend`` names the side to extend
-    next (``"down"``/``"up"``) while the best sits at an edge that may still grow, else None.
+
+def standard_error(cell: dict) -> float:
+    """The binomial standard error (in points) of a cell's best validation error on its ``n_val`` examples."""
+    p = cell["val_error_best"] / 100
+    return 100 * math.sqrt(p * (1 - p) / cell["n_val"])
+
+
+def choice(cells: dict[float, dict], confirmed: dict[float, dict], grid: tuple[float, ...], tuning: Tuning) -> dict:
+    """The verdict on tuning cells (``{rate: cell}`` of the first and the second tuning seed) from their
+    validation numbers alone, by the rules in this module's docstring.
+
+    ``lr``: the choice (None when no rate is left); ``status``: ``interior``, ``edge`` (the grid is
+    still to be extended: ``extend`` names the side, ``"down"``/``"up"``), ``capped``, ``did not
+    train`` or ``no rate passed``; ``confirm``: the rate to run on the second seed next (None when
+    the choice is confirmed or there is none); ``out``: every rate that failed, and why;
+    ``safer``: the choice moved one rate down from a best rate below a failed one.
     """
     rates = sorted(cells)
-    trials = {f"{lr:g}": None if cells[lr]["diverged"] else cells[lr]["val_error_best"] for lr in rates}
-    extended = {
-        "down": sum(lr < min(tuning.grid) for lr in rates),
-        "up": sum(lr > max(tuning.grid) for lr in rates),
+    fit = tuning.require_fit
+    out = {}
+    for lr in rates:
+        why = failure(cells[lr], fit)
+        if why is None and lr in confirmed and (second := failure(confirmed[lr], fit)) is not None:
+            why = f"{second} (second seed)"
+        if why is not None:
+            out[f"{lr:g}"] = why
+    verdict = {
+        "lr": None,
+        "status": "did not train" if not any(cells[lr]["trained"] for lr in rates) else "no rate passed",
+        "extend": None,
+        "confirm": None,
+        "safer": False,
+        "rates": rates,
+        "trials": {f"{lr:g}": None if cells[lr]["diverged"] else cells[lr]["val_error_best"] for lr in rates},
+        "confirmations": {
+            f"{lr:g}": None if c["diverged"] else c["val_error_best"] for lr, c in sorted(confirmed.items())
+        },
+        "out": out,
+        "extended": {"down": sum(lr < min(grid) for lr in rates), "up": sum(lr > max(grid) for lr in rates)},
     }
-    verdict = {"lr": None, "status": "did not train", "extend": None, "trials": trials, "extended": extended}
-    trained = [lr for lr in rates if cells[lr]["trained"]]
-    if not trained:
+    ok = [lr for lr in rates if f"{lr:g}" not in out]
+    if not ok:
         return verdict
-    best = min(trained, key=lambda lr: (cells[lr]["val_error_best"], cells[lr]["val_loss_best"]))
+    best = min(ok, key=lambda lr: (cells[lr]["val_error_best"], cells[lr]["val_loss_best"]))
+    i = rates.index(best)
+    if i + 1 < len(rates) and f"{rates[i + 1]:g}" in out and i > 0 and rates[i - 1] in ok:
+        lower = rates[i - 1]
+        if cells[lower]["val_error_best"] - cells[best]["val_error_best"] <= standard_error(cells[best]):
+            best, verdict["safer"] = lower, True
     edges = [side for side, edge in (("down", best == rates[0]), ("up", best == rates[-1])) if edge]
-    free = [side for side in edges if extended[side] < tuning.max_extensions]
+    free = [side for side in edges if verdict["extended"][side] < tuning.max_extensions]
     status = "capped" if edges and not free else "interior" if not edges else "edge"
-    return {**verdict, "lr": best, "status": status, "extend": free[0] if free else None}
+    extend = free[0] if free else None
+    confirm = best if extend is None and best not in confirmed else None
+    return {**verdict, "lr": best, "status": status, "extend": extend, "confirm": confirm}
+
+
+def tune_rates(get: Callable[[int, float], dict | None], grid: tuple[float, ...], tuning: Tuning) -> dict:
+    """Run ``choice`` to its end: ``get(seed, lr)`` gives a tuning cell (trained or read back).
+
+    When ``get`` returns None (a cell not there yet, for a summary of a study in progress) the
+    verdict so far comes back with ``status`` ``unfinished`` and no rate.
+    """
+    first, second = TUNING_SEEDS
+    cells, confirmed = {}, {}
+    todo = [(first, lr) for lr in grid]
+    while True:
+        for seed, lr in todo:
+            cell = get(seed, lr)
+            if cell is None:
+                verdict = choice(cells, confirmed, grid, tuning) if cells else {"trials": {}, "rates": []}
+                return {**verdict, "lr": None, "status": "unfinished", "extend": None, "confirm": None}
+            (cells if seed == first else confirmed)[lr] = cell
+        verdict = choice(cells, confirmed, grid, tuning)
+        if verdict["extend"] is not None:
+            rates = sorted(cells)
+            todo = [(first, _round(rates[0] / tuning.step if verdict["extend"] == "down" else rates[-1] * tuning.step))]
+        elif verdict["confirm"] is not None:
+            todo = [(second, verdict["confirm"])]
+        else:
+            return verdict
+
+
+def neighbour_grid(base: dict, tuning: Tuning) -> tuple[float, ...]:
+    """The grid of a retune at another budget: the choice at B (``base``, a verdict) and the rate it
+    tried next to it on either side (one ``step`` past it where it tried none); the whole grid when
+    B chose no rate."""
+    if base.get("lr") is None:
+        return tuning.grid
+    rates, lr = sorted(base["rates"]), base["lr"]
+    i = rates.index(lr)
+    below = rates[i - 1] if i > 0 else _round(lr / tuning.step)
+    above = rates[i + 1] if i + 1 < len(rates) else _round(lr * tuning.step)
+    return (below, lr, above)
 
 
 def _round(lr: float) -> float:

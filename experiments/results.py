@@ -1,15 +1,22 @@
 """Result folders and cells: one small JSON file per finished fine-tuning run, keyed by all it depends on.
 
 A cell's key holds everything that changes its number (arm, seed, labels, network, learning
-rate, fine-tuning and pretraining settings, a fingerprint of the data and ``CODE_VERSION``);
-its file name ends in a digest of that key. A run that finds a cell's file reads it back
-instead of training again, so an interrupted study continues from the cells it has, on this
-machine or on another one that has the committed cells.
+rate, budget, fine-tuning and pretraining settings, a fingerprint of the data and the code
+version); its file name ends in a digest of that key. A run that finds a cell's file reads it
+back instead of training again, so an interrupted study continues from the cells it has, on
+this machine or on another one that has the committed cells.
+
+The code version is not kept by hand: ``code_version`` digests the source of the modules that
+determine a number (``CELL_MODULES`` for every cell, ``stack_modules(objective)`` for a
+pretrained stack and the cells started from it), so any change to that code makes the old cells
+and cached stacks miss. Docstrings, comments and formatting are not part of the digest.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -20,9 +27,56 @@ import torch
 from pretrain.checkpoint import write_json
 from pretrain.data import Dataset
 
-# Bump when a change to the training code (pretrain.finetuning, the starts, the pretraining
-# objectives) changes the number a cell holds: old cells then no longer match any key.
-CODE_VERSION = "steps-1"
+# What a fine-tuning cell's number depends on, whatever its start
+CELL_MODULES = (
+    "pretrain.finetuning",
+    "pretrain.training",
+    "pretrain.mlp",
+    "pretrain.init",
+    "pretrain.data",
+    "pretrain.distributed",
+    "experiments.harness",
+)
+# What a pretrained stack depends on besides its objective's own module
+STACK_MODULES = ("pretrain.greedy", "pretrain.layers.base", "pretrain.training", "pretrain.mlp", "pretrain.data")
+OBJECTIVE_MODULES = {
+    "autoencoder": "pretrain.layers.autoencoder",
+    "denoising": "pretrain.layers.autoencoder",
+    "rbm": "pretrain.layers.rbm",
+    "supervised": "pretrain.layers.supervised",
+}
+
+
+def module_source(name: str) -> str:
+    """The source text of the importable module ``name``."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ValueError(f"no source for module {name!r}")
+    return Path(spec.origin).read_text()
+
+
+def code_text(source: str) -> str:
+    """``source`` without docstrings, comments or formatting: its syntax tree, dumped."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def stack_modules(objective: str) -> tuple[str, ...]:
+    """The modules a stack pretrained with ``objective`` depends on."""
+    return (*STACK_MODULES, OBJECTIVE_MODULES[objective])
+
+
+def code_version(modules: tuple[str, ...]) -> str:
+    """16 hex digits of the digest of the code (``code_text``) of ``modules``, in the given order."""
+    h = hashlib.sha1()
+    for name in modules:
+        h.update(name.encode() + b"\0" + code_text(module_source(name)).encode() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def digest(obj) -> str:
@@ -52,8 +106,9 @@ def label_count(key: str, n_all: int) -> int:
 
 
 def cell_path(folder: Path, key: dict) -> Path:
-    """``folder/cells/<network>/<labels>/<arm>/<role>-seed<k>-lr<lr>-<digest>.json``."""
-    name = f"{key['role']}-seed{key['seed']}-lr{key['lr']:g}-{digest(key)}.json"
+    """``folder/cells/<network>/<labels>/<arm>/<role>-seed<k>-lr<lr>[-<f>B]-<digest>.json`` (``f``: the budget)."""
+    budget = f"-{key['budget']:g}B" if "budget" in key else ""
+    name = f"{key['role']}-seed{key['seed']}-lr{key['lr']:g}{budget}-{digest(key)}.json"
     return folder / "cells" / key["network"]["name"] / label_key(key["labels"]) / key["arm"] / name
 
 

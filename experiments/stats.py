@@ -1,4 +1,4 @@
-"""Small statistics for paired-seed benchmarks: mean ± std, Student-t quantiles, paired differences, Holm.
+"""Small statistics for paired-seed benchmarks: mean ± std, median, Student-t quantiles, paired differences, Holm.
 
 Pure Python (``math`` only), so no scipy is needed. Every number is computed from the
 per-seed values it is given; nothing here is a typed-in constant except the algorithm's own.
@@ -19,6 +19,15 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     if n == 1:
         return mean, 0.0
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def median(values: Sequence[float]) -> float:
+    """The middle value (the mean of the two middle ones for an even count; NaN for none)."""
+    v = sorted(values)
+    n = len(v)
+    if n == 0:
+        return float("nan")
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
 
 
 def _betacf(a: float, b: float, x: float) -> float:

@@ -1,165 +1,300 @@
-"""The comparison: statistics, tuning verdicts, the smoke protocol end to end, resuming and the estimate."""
+"""The comparison: summaries of hand-made cells against hand-computed values, failures, the statistics family,
+verdicts across budgets, the budget plan of each protocol, and the smoke protocol end to end."""
 
 from __future__ import annotations
 
 import json
 import math
-import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from experiments import comparison
-from experiments.harness import TUNING_SEED, Harness, Tuning, choice
-from experiments.results import all_cells
-from experiments.stats import (
-    betainc,
-    confidence_interval,
-    holm,
-    mean_std,
-    paired_difference,
-    t_cdf,
-    t_quantile,
-    t_test_p,
-)
+from experiments import comparison, depth_study
+from experiments.comparison import Group, budget_verdicts, planned_runs, still_improving
+from experiments.harness import TUNING_SEEDS, Harness
+from experiments.results import all_cells, write_cell
 from pretrain.data import load_dataset
 
 from .conftest import make_digits
 
-
-# ----------------------------------------------------------------- statistics, hand-checkable
-def test_mean_std_uses_n_minus_1():
-    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
-    assert mean_std([5.0]) == (5.0, 0.0)
-    assert all(math.isnan(v) for v in mean_std([]))
+T2 = 4.302653  # the 0.975 quantile of Student's t with 2 degrees of freedom (tables)
 
 
-@pytest.mark.parametrize(
-    "df, q",  # two-sided 95% critical values from standard t tables
-    [(1, 12.7062), (2, 4.3027), (3, 3.1824), (4, 2.7764), (9, 2.2622), (30, 2.0423), (1e7, 1.9600)],
-)
-def test_t_quantile_matches_tables(df, q):
-    assert t_quantile(0.975, df) == pytest.approx(q, abs=1e-4)
-    assert t_quantile(0.025, df) == pytest.approx(-q, abs=1e-4)
+def p_df2(t: float) -> float:
+    """Two-sided p of a t statistic with 2 degrees of freedom, in closed form: 1 - |t| / sqrt(2 + t^2)."""
+    return 1 - abs(t) / math.sqrt(2 + t * t)
 
 
-def test_t_cdf_closed_forms():
-    # df = 1 is the Cauchy distribution: F(t) = 1/2 + atan(t)/pi; df = 2: F(t) = 1/2 + t / (2 sqrt(2 + t^2)).
-    for t in (-3.0, -0.5, 0.0, 0.7, 2.0, 10.0):
-        assert t_cdf(t, 1) == pytest.approx(0.5 + math.atan(t) / math.pi, abs=1e-12)
-        assert t_cdf(t, 2) == pytest.approx(0.5 + t / (2 * math.sqrt(2 + t * t)), abs=1e-12)
-    assert betainc(1.0, 1.0, 0.3) == pytest.approx(0.3)  # I_x(1, 1) = x
-    assert betainc(2.0, 1.0, 0.5) == pytest.approx(0.25)  # I_x(a, 1) = x^a
+# ---------------------------------------------------------------------------------- hand-made cells
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> Path:
+    return make_digits(tmp_path_factory.mktemp("digits") / "d")
 
 
-def test_paired_difference_by_hand():
-    # differences 0.5, 1.0, 1.5: mean 1, std 0.5, half-width t_{0.975,2} * 0.5 / sqrt(3) = 1.24207
-    d = paired_difference([1.5, 2.0, 2.5], [1.0, 1.0, 1.0])
-    assert d["differences"] == [0.5, 1.0, 1.5]
-    assert (d["mean"], d["std"], d["n"]) == (1.0, 0.5, 3)
-    assert d["ci_low"] == pytest.approx(1 - 4.302653 * 0.5 / math.sqrt(3), abs=1e-5)
-    assert d["ci_high"] == pytest.approx(1 + 1.242069, abs=1e-5)
+def hand_made(tmp_path: Path, digits: Path, arms: dict, budgets=(1.0,), **settings):
+    """A smoke protocol whose folder holds hand-made cells: per arm and budget, the tuning cells (rate 0.3
+    wins on both tuning seeds) and reported cells at 0.3 with the given outcomes (a test error %, or
+    ``diverged``, ``not trained``, or ``("not fitted", test error)``). Returns (protocol, harness)."""
+    seeds = max(len(o) for o in arms.values())
+    p = comparison.make_protocol(
+        "smoke", data_dir=str(digits), output=str(tmp_path), arms=list(arms), labels=[None],
+        budgets=list(budgets), seeds=seeds, **settings,
+    )  # fmt: skip
+    h = Harness(load_dataset(p.data, p.data_dir, p.val_size), p.folder, p.training, p.pretraining)
+    net = comparison.network_named(p.networks[0])
+
+    def write(arm, seed, lr, budget, val=3.0, outcome=None):
+        key = h.cell_key(net, arm, None, seed, lr, budget)
+        if outcome == "diverged":
+            return write_cell(h.folder, key, {"diverged": True, "trained": False, "message": "nan", "torch": "t",
+                                              "finetune_seconds": 1.0, "pretrain_seconds": 2.0})  # fmt: skip
+        fitted = not (isinstance(outcome, tuple) and outcome[0] == "not fitted")
+        record = {
+            "diverged": False, "trained": outcome != "not trained", "fitted": fitted, "converged": fitted,
+            "stopped_early": True, "steps": [1], "train_error": [0.0], "val_error": [val / 100], "best_step": 1,
+            "steps_run": 1, "max_steps": 1, "steps_per_epoch": 1, "val_error_best": val, "val_loss_best": 0.1,
+            "train_error_final": 0.0 if fitted else 2.0, "train_loss_final": 0.01, "n_train": 350, "n_val": 50,
+            "finetune_seconds": 1.0, "pretrain_seconds": 2.0, "torch": "t",
+        }  # fmt: skip
+        if seed not in TUNING_SEEDS:
+            error = 90.0 if outcome == "not trained" else outcome[1] if not fitted else outcome
+            record.update(test_error=error, test_errors=round(error), n_test=100)
+        write_cell(h.folder, key, record)
+
+    for arm, outcomes in arms.items():
+        for budget in budgets:
+            for lr, val in zip((0.1, 0.3, 1.0), (5.0, 3.0, 4.0)):
+                write(arm, TUNING_SEEDS[0], lr, budget, val)
+            write(arm, TUNING_SEEDS[1], 0.3, budget, 3.0)
+            for seed, outcome in enumerate(outcomes):
+                write(arm, seed, 0.3, budget, outcome=outcome)
+    return p, h
 
 
-def test_paired_difference_drops_missing_pairs_and_needs_same_seeds():
-    d = paired_difference([1.0, None, 3.0, float("nan")], [0.0, 1.0, 1.0, 1.0])
-    assert d["differences"] == [1.0, 2.0]
-    with pytest.raises(ValueError):
-        paired_difference([1.0], [1.0, 2.0])
-    one = confidence_interval([4.0])
-    assert one["n"] == 1 and math.isnan(one["ci_low"])
+def test_summary_mean_interval_p_and_holm_against_hand_computed_values(tmp_path, digits):
+    arms = {
+        "autoencoder": [1.0, 2.0, 3.0],
+        "denoising": [2.0, 1.5, 2.5],
+        "xavier-uniform": [2.0, 4.0, 5.0],
+        "he-normal": [1.5, 2.0, 2.0],
+    }
+    p, h = hand_made(tmp_path, digits, arms)
+    s = comparison.summarize(p, h, all_cells(p.folder))
+    got = s["networks"]["tiny"]["labels"]["all"]["budgets"]["1"]["arms"]
+    ae = got["autoencoder"]
+    assert (ae["lr"], ae["status"], ae["n"], ae["test_error_median"]) == (0.3, "interior", 3, 2.0)
+    ci = ae["test_error_ci"]  # mean 2, sd 1, half-width t * 1 / sqrt(3)
+    assert (ci["mean"], ci["std"]) == (2.0, 1.0)
+    assert (ci["ci_low"], ci["ci_high"]) == pytest.approx((2 - T2 / math.sqrt(3), 2 + T2 / math.sqrt(3)), abs=1e-5)
+    # autoencoder - xavier: -1, -2, -2: mean -5/3, sd 1/sqrt(3), t = (5/3) / (1/3) = 5
+    d = ae["vs_xavier-uniform"]
+    assert d["differences"] == [-1.0, -2.0, -2.0] and d["n"] == 3
+    assert d["mean"] == pytest.approx(-5 / 3) and d["ci_low"] == pytest.approx(-5 / 3 - T2 / 3, abs=1e-5)
+    assert d["p"] == pytest.approx(p_df2(5.0), abs=1e-6)
+    # the family: autoencoder and denoising against xavier and he. Raw p: t = 5, 1/sqrt(7), 2 and 0.5
+    raw = {
+        ("autoencoder", "xavier-uniform"): p_df2(5.0),  # 0.03775
+        ("autoencoder", "he-normal"): p_df2(1 / math.sqrt(7)),  # 0.74180: diffs -0.5, 0, 1
+        ("denoising", "xavier-uniform"): p_df2(2.0),  # 0.18350: diffs 0, -2.5, -2.5
+        ("denoising", "he-normal"): p_df2(0.5),  # 0.66667: diffs 0.5, -0.5, 0.5
+    }
+    # Holm by hand: 0.037750 x 4 = 0.150998; 0.18350 x 3 = 0.55051; 0.66667 x 2 = 1.333 -> 1 (the cap); then 1
+    holm = {
+        ("autoencoder", "xavier-uniform"): 4 * p_df2(5.0),
+        ("denoising", "xavier-uniform"): 3 * p_df2(2.0),
+        ("denoising", "he-normal"): 1.0,
+        ("autoencoder", "he-normal"): 1.0,
+    }
+    for (arm, base), value in raw.items():
+        d = got[arm][f"vs_{base}"]
+        assert d["family"] == "primary"
+        assert d["p"] == pytest.approx(value, abs=1e-6), (arm, base)
+        assert d["p_holm"] == pytest.approx(holm[(arm, base)], abs=1e-6), (arm, base)
+    assert holm[("autoencoder", "xavier-uniform")] == pytest.approx(0.150998, abs=1e-6)
+    assert s["family"]["comparisons"] == 4 and s["family"]["secondary"] == 1  # he-normal vs xavier-uniform
+    he = got["he-normal"]["vs_xavier-uniform"]
+    assert he["family"] == "secondary" and "p_holm" not in he and "vs_he-normal" not in got["xavier-uniform"]
+    table = comparison.markdown({"protocol": json.loads(comparison._to_json(p)), **s})
+    assert "-1.67 [-3.10, -0.23] n=3 Holm p=0.15 |" in table and "p=1 (secondary)" not in table
+    assert "n=3 Holm p=1 |" in table and "4 comparisons, Holm-corrected" in table
 
 
-def test_t_test_p_and_holm_by_hand():
-    # t = 1 / (0.5 / sqrt(3)) = 3.4641 with 2 df: two-sided p = 2 (1 - F(t)) = 1 - t / sqrt(2 + t^2) = 0.07418
-    assert t_test_p(1.0, 0.5, 3) == pytest.approx(1 - 3.4641016 / math.sqrt(2 + 12), abs=1e-6)
-    assert paired_difference([1.5, 2.0, 2.5], [1.0, 1.0, 1.0])["p"] == pytest.approx(0.0741799, abs=1e-6)
-    assert math.isnan(t_test_p(1.0, 0.5, 1))
-    # Holm: sorted 0.01, 0.02, 0.04 times 3, 2, 1 -> 0.03, 0.04, 0.04 (monotone), NaN left out of the family
-    assert holm([0.04, 0.01, float("nan"), 0.02]) == pytest.approx([0.04, 0.03, float("nan"), 0.04], nan_ok=True)
-    assert holm([0.5, 0.9]) == [1.0, 1.0]
+def test_failed_seeds_are_counted_and_left_out_of_means_and_paired_differences(tmp_path, digits):
+    arms = {
+        "autoencoder": [1.0, 2.0, 3.0, "diverged"],
+        "xavier-uniform": [2.0, "not trained", 5.0, ("not fitted", 3.0)],
+    }
+    p, h = hand_made(tmp_path, digits, arms)
+    s = comparison.summarize(p, h, all_cells(p.folder))
+    got = s["networks"]["tiny"]["labels"]["all"]["budgets"]["1"]["arms"]
+    ae, xa = got["autoencoder"], got["xavier-uniform"]
+    assert (ae["n"], ae["n_run"], ae["failed_seeds"]) == (3, 4, [[3, "diverged"]])
+    assert ae["failures"] == {"not trained": 0, "diverged": 1, "not fitted": 0}
+    assert ae["test_error_ci"]["mean"] == 2.0
+    # not trained: out; not fitted: counted, but it trained, so it stays in the mean
+    assert xa["failures"] == {"not trained": 1, "diverged": 0, "not fitted": 1} and xa["n"] == 3
+    assert xa["test_error_ci"]["mean"] == pytest.approx((2 + 5 + 3) / 3)
+    d = ae["vs_xavier-uniform"]  # only seeds 0 and 2 trained in both arms
+    assert d["differences"] == [-1.0, -2.0] and d["n"] == 2 and d["mean"] == -1.5
+    table = comparison.markdown({"protocol": json.loads(comparison._to_json(p)), **s})
+    assert "| 1/4 (diverged 1) |" in table and "| 2/4 (not trained 1, not fitted 1) |" in table
+    assert "2.00 ± 1.00 [-0.48, 4.48] (n=3)" in table and "n=2 Holm p=" in table
 
 
-# ------------------------------------------------------------------------------ tuning verdicts
-def _cell(val: float | None, loss: float = 1.0, trained: bool = True) -> dict:
-    if val is None:
-        return {"diverged": True, "trained": False}
-    return {"diverged": False, "trained": trained, "val_error_best": val, "val_loss_best": loss}
+def test_the_primary_family_is_each_pretrained_arm_against_each_baseline_once_at_the_largest_budget(tmp_path, digits):
+    errors = [1.0, 2.0, 2.5]
+    arms = {a: [e + i for e in errors] for i, a in enumerate(["autoencoder", "denoising", "xavier-uniform"])}
+    arms |= {"he-normal": [2.0, 2.2, 3.9], "lsuv": [3.0, 1.0, 2.0]}
+    p, h = hand_made(tmp_path, digits, arms, budgets=(1.0, 2.0), extend_budget=0)
+    s = comparison.summarize(p, h, all_cells(p.folder))
+    # 2 pretrained arms x 2 baselines, at 2B; secondary: at 1B the same 4, he-vs-xavier and lsuv against both
+    # (7), at 2B he-vs-xavier and lsuv against both (3)
+    assert s["family"]["comparisons"] == 4 and s["family"]["secondary"] == 10
+    block = s["networks"]["tiny"]["labels"]["all"]
+    assert set(block["budgets"]) == {"1", "2"}
+    assert [(v["arm"], v["baseline"], v["budgets"]) for v in block["verdicts"]] == [
+        (a, b, ["1", "2"]) for a in ("autoencoder", "denoising") for b in ("xavier-uniform", "he-normal")
+    ]
+    assert block["budgets"]["2"]["arms"]["autoencoder"]["vs_he-normal"]["family"] == "primary"
+    assert block["budgets"]["1"]["arms"]["autoencoder"]["vs_he-normal"]["family"] == "secondary"
 
 
-def test_choice_extends_past_an_edge_up_to_the_cap():
-    t = Tuning(grid=(0.1, 0.3, 1.0), max_extensions=2)
-    assert choice({0.1: _cell(5), 0.3: _cell(4), 1.0: _cell(6)}, t) | {"trials": None} == {
-        "lr": 0.3, "status": "interior", "extend": None, "trials": None, "extended": {"down": 0, "up": 0},
-    }  # fmt: skip
-    v = choice({0.1: _cell(5), 0.3: _cell(4), 1.0: _cell(3)}, t)
-    assert (v["lr"], v["status"], v["extend"]) == (1.0, "edge", "up")
-    v = choice({0.1: _cell(5), 0.3: _cell(4), 1.0: _cell(3), 3.16: _cell(2), 10.0: _cell(1)}, t)
-    assert (v["lr"], v["status"], v["extend"]) == (10.0, "capped", None)
-    v = choice({0.1: _cell(3), 0.3: _cell(4), 1.0: _cell(None)}, t)  # best at the bottom, top diverged
-    assert (v["lr"], v["status"], v["extend"]) == (0.1, "edge", "down") and v["trials"]["1"] is None
-    v = choice({0.1: _cell(3, loss=0.5), 0.3: _cell(3, loss=0.4), 1.0: _cell(4)}, t)  # tie: lower validation loss
-    assert v["lr"] == 0.3 and v["status"] == "interior"
+def diff(mean: float, low: float, high: float, n: int = 5) -> dict:
+    return {"mean": mean, "ci_low": low, "ci_high": high, "n": n, "p": 0.01}
 
 
-def test_choice_did_not_train_gets_no_rate():
-    t = Tuning(grid=(0.1, 0.3, 1.0))
-    for cells in (
-        {0.1: _cell(None), 0.3: _cell(None), 1.0: _cell(None)},
-        {0.1: _cell(90, trained=False), 0.3: _cell(89, trained=False), 1.0: _cell(None)},
-    ):
-        v = choice(cells, t)
-        assert (v["lr"], v["status"], v["extend"]) == (None, "did not train", None)
+def test_a_finding_needs_the_same_sign_at_the_two_largest_budgets_and_an_interval_excluding_0():
+    def at(**by_budget):
+        return {k: {"arms": {"rbm": {"vs_xavier-uniform": d}}} for k, d in by_budget.items()}
+
+    cases = [
+        (at(**{"1": diff(-0.5, -0.8, -0.2), "2": diff(-0.3, -0.5, -0.1), "4": diff(-0.2, -0.4, -0.05)}),
+         "finding: lower for rbm"),
+        (at(**{"1": diff(-0.5, -0.8, -0.2), "2": diff(-0.1, -0.3, 0.1), "4": diff(0.2, 0.1, 0.3)}),
+         "budget-dependent (sign differs at 2B): moves toward xavier-uniform from 1B to 4B"),
+        (at(**{"1": diff(0.5, 0.2, 0.8), "4": diff(0.1, -0.1, 0.3)}),
+         "budget-dependent (interval includes 0 at 4B): moves toward rbm from 1B to 4B"),
+        (at(**{"1": diff(0.4, 0.1, 0.7)}), "one budget: lower for xavier-uniform"),
+    ]  # fmt: skip
+    for budgets, expected in cases:
+        (v,) = budget_verdicts(budgets)
+        assert v["verdict"] == expected
+        largest = max(budgets, key=float)
+        assert v["primary"] is budgets[largest]["arms"]["rbm"]["vs_xavier-uniform"]
+        assert v["primary"]["family"] == "primary"
+
+
+def entry(*errors) -> dict:
+    return {
+        "n": len(errors),
+        "test_error_ci": {"mean": sum(errors) / len(errors)},
+        "test_error_per_seed": {str(s): e for s, e in enumerate(errors)},
+    }
+
+
+def test_an_all_label_group_extends_while_its_best_arm_still_improves():
+    before = {"rbm": entry(1.9, 2.0, 2.1), "he-normal": entry(2.0, 2.1, 2.2)}
+    assert still_improving(before, {"rbm": entry(1.7, 1.8, 1.85), "he-normal": entry(1.9, 2.0, 2.0)})
+    assert not still_improving(before, {"rbm": entry(1.7, 2.1, 1.9), "he-normal": entry(1.9, 2.0, 2.0)})
+    assert not still_improving(before, {"rbm": entry(1.9, 2.0, 2.1), "he-normal": entry(1.95, 2.05, 2.2)})
+    p = comparison.make_protocol("converged")
+    assert p.axis("sigmoid", None) == [1.0, 2.0, 4.0] and p.axis("relu", 100) == [1.0, 4.0]
+    assert p.extension("sigmoid", None) == 8.0 and p.extension("sigmoid", 1000) is None
+    group = Group(p, "sigmoid", None, lookup=None)
+    for arm in p.arms_for("sigmoid"):
+        group._entries[(arm, 2.0)] = entry(2.0, 2.1, 2.2)
+        group._entries[(arm, 4.0)] = entry(2.0, 2.1, 2.2)
+    assert group.arms_at(8.0) == [] and group.budgets() == [1.0, 2.0, 4.0]
+    group._entries[("rbm", 4.0)] = entry(1.7, 1.8, 1.85)
+    assert group.arms_at(8.0) == p.arms_for("sigmoid") and group.budgets() == [1.0, 2.0, 4.0, 8.0]
+
+
+def test_the_paper_protocol_and_the_depth_study_run_their_larger_budget_for_the_arms_the_issue_names():
+    p = comparison.make_protocol("paper")
+    assert p.arms == ["rbm", "autoencoder", "denoising", "xavier-uniform", "he-normal"] and p.seeds == 3
+    assert p.axis("hinton", None) == [1.0, 2.0] and p.extension("hinton", None) is None
+    assert p.training.config(None, 55000, 0.1, 0).max_steps == 200 * 550  # at most 200 epochs of 550 batches
+    group = Group(p, "hinton", None, lookup=None)
+    means = {"rbm": 1.3, "autoencoder": 1.2, "denoising": 1.25, "xavier-uniform": 1.6, "he-normal": 1.5}
+    for arm, m in means.items():
+        group._entries[(arm, 1.0)] = entry(m, m, m)
+    assert group.arms_at(2.0) == ["rbm", "he-normal"]  # rbm, though autoencoder is better, and the better of X/He
+
+    d = depth_study.protocol([1, 2, 3, 4, 5])
+    assert d.arms == ["denoising", "supervised", "xavier-uniform", "he-normal"] and d.seeds == 3
+    assert [d.axis(n, None) for n in d.networks] == [[1.0, 4.0], [1.0], [1.0, 4.0], [1.0], [1.0, 4.0]]
+    assert all(d.axis(n, 1000) == [1.0] for n in d.networks) and d.extension(d.networks[0], None) is None
+    group = Group(d, d.networks[0], None, lookup=None)
+    for arm, m in {"denoising": 1.9, "supervised": 1.8, "xavier-uniform": 2.0, "he-normal": 2.1}.items():
+        group._entries[(arm, 1.0)] = entry(m, m, m)
+    assert group.arms_at(4.0) == ["supervised", "xavier-uniform"]
+    assert "torch-default" in depth_study.protocol([1], torch_default=True).arms
+
+
+def test_planned_runs_count_the_budget_axis_and_the_second_tuning_seed():
+    # per arm: 3 rates + 1 confirmation + the reported seeds, at every budget of the axis
+    p = comparison.make_protocol("converged")
+    plan = planned_runs(p)
+    per = 3 + 1 + 5
+    sigmoid = 7 * per * (2 + 2 + 3)  # 7 arms; 100 and 1,000 labels at B and 4B, all labels at B, 2B and 4B
+    relu = 6 * per * (2 + 2 + 3)  # no rbm
+    assert sum(plan["runs"].values()) == sigmoid + relu == 819
+    assert sum(plan["extensions"].values()) == (7 + 6) * per
+    paper = planned_runs(comparison.make_protocol("paper"))
+    assert paper["runs"] == {("hinton", None, 1.0): 5 * 7, ("hinton", None, 2.0): 2 * 7} and not paper["extensions"]
 
 
 # -------------------------------------------------------------------------------- tiny data
-@pytest.fixture
-def digits_dir(tmp_path: Path) -> Path:
-    return make_digits(tmp_path / "digits")
-
-
 def _smoke(data_dir: Path, out: Path, *extra) -> Path:
     args = ["--protocol", "smoke", "--data-dir", str(data_dir), "--output", str(out), "--cache", str(out / "cache")]
     assert comparison.main([*args, "--quiet", *extra]) == 0
     return out / "comparison-smoke"
 
 
-def test_smoke_protocol_end_to_end_tables_from_cells_alone(digits_dir, tmp_path):
-    folder = _smoke(digits_dir, tmp_path / "res")
+def test_smoke_protocol_end_to_end_tables_from_cells_alone(digits, tmp_path):
+    folder = _smoke(digits, tmp_path / "res", "--arms", "autoencoder", "xavier-uniform", "he-normal")
     summary = json.loads((folder / "summary.json").read_text())
-    for name in ("error_vs_labels-tiny.png", "val_curves-tiny-50.png", "val_curves-tiny-all.png"):
+    for name in ("error_vs_labels-tiny.png", "error_vs_budget-tiny-all.png", "val_curves-tiny-50.png"):
         assert (folder / name).stat().st_size > 1000
     table = (folder / "table.md").read_text()
-    assert table.startswith("**Budget-limited") and "50 labels" in table and "| autoencoder |" in table
+    assert table.startswith("**Budget-limited") and "50 labels, budget 1B" in table and "all labels, budget 2B" in table
+    assert "| autoencoder |" in table and "verdicts across budgets" in table
     cells = all_cells(folder)
-    reported = [c for c in cells if c["key"]["seed"] != TUNING_SEED]
+    reported = [c for c in cells if c["key"]["seed"] not in TUNING_SEEDS]
     assert {c["key"]["seed"] for c in reported} == {0, 1}
-    assert all("test_error" not in c for c in cells if c["key"]["seed"] == TUNING_SEED)  # tuning never sees test
+    assert {c["key"]["seed"] for c in cells} - {0, 1} == set(TUNING_SEEDS)
+    assert all("test_error" not in c for c in cells if c["key"]["seed"] in TUNING_SEEDS)  # tuning never sees test
+    assert {c["key"]["budget"] for c in cells if c["key"]["labels"] == 50} == {1.0}
+    assert {1.0, 2.0} <= {c["key"]["budget"] for c in cells if c["key"]["labels"] is None}
     for c in reported:  # N labels validate on min(N, val_cap) examples, all labels on the whole split
         assert c["n_val"] == (40 if c["key"]["labels"] == 50 else 50)
         assert c["n_train"] == (50 if c["key"]["labels"] == 50 else 350)
     # the summary is recomputed from the per-seed cell files alone
-    p = comparison.make_protocol("smoke", data_dir=str(digits_dir), output=str(tmp_path / "res"))
+    p = comparison.make_protocol(
+        "smoke", data_dir=str(digits), output=str(tmp_path / "res"), arms=["autoencoder", "xavier-uniform", "he-normal"]
+    )
     harness = Harness(load_dataset(p.data, p.data_dir, p.val_size), folder, p.training, p.pretraining)
     again = json.loads(json.dumps(comparison.summarize(p, harness, all_cells(folder))))
     assert again["networks"] == summary["networks"] and again["family"] == summary["family"]
-    e = summary["networks"]["tiny"]["labels"]["all"]["arms"]["he-normal"]
-    cells_he = [c for c in reported if c["key"]["arm"] == "he-normal" and c["key"]["labels"] is None]
-    assert e["test_error_per_seed"] == {str(c["key"]["seed"]): c["test_error"] for c in cells_he}
-    assert e["n"] == 2 and e["test_error_ci"]["mean"] == pytest.approx(mean_std([c["test_error"] for c in cells_he])[0])
-    assert summary["family"]["comparisons"] == 2 * (3 + 3)  # 2 label counts x (3 arms vs xavier + 3 vs he)
+    assert summary["unused_cells"] == 0
+    e = summary["networks"]["tiny"]["labels"]["all"]["budgets"]["2"]["arms"]["he-normal"]
+    cells_he = [
+        c for c in reported if c["key"]["arm"] == "he-normal" and c["key"]["labels"] is None and c["key"]["budget"] == 2
+    ]
+    trained = {str(c["key"]["seed"]): c["test_error"] for c in cells_he if c["trained"] and not c["diverged"]}
+    assert e["test_error_per_seed"] == trained and e["n_run"] == len(cells_he) == 2
 
 
 def test_shuffled_test_labels_change_no_choice(tmp_path):
-    a = _smoke(make_digits(tmp_path / "a"), tmp_path / "ra")
-    b = _smoke(make_digits(tmp_path / "b", shuffle_test_labels=True), tmp_path / "rb")
+    args = ["--arms", "autoencoder", "xavier-uniform", "--labels", "all", "--extend-budget", "0", "--seeds", "1"]
+    a = _smoke(make_digits(tmp_path / "a"), tmp_path / "ra", *args)
+    b = _smoke(make_digits(tmp_path / "b", shuffle_test_labels=True), tmp_path / "rb", *args)
     sa, sb = (json.loads((f / "summary.json").read_text()) for f in (a, b))
-    for key, block in sa["networks"]["tiny"]["labels"].items():
+    for budget, block in sa["networks"]["tiny"]["labels"]["all"]["budgets"].items():
         for arm, e in block["arms"].items():
-            f = sb["networks"]["tiny"]["labels"][key]["arms"][arm]
-            assert (e["lr"], e["status"], e["trials"]) == (f["lr"], f["status"], f["trials"]), (key, arm)
-            assert (e["best_step"], e["steps_run"]) == (f["best_step"], f["steps_run"]), (key, arm)
+            f = sb["networks"]["tiny"]["labels"]["all"]["budgets"][budget]["arms"][arm]
+            assert (e["lr"], e["status"], e["trials"], e["out"]) == (f["lr"], f["status"], f["trials"], f["out"])
+            assert (e["best_step"], e["steps_run"]) == (f["best_step"], f["steps_run"]), (budget, arm)
 
     def curves(folder):
         return [(c["key"]["arm"], c["key"]["lr"], c["best_step"], c["val_error"]) for c in all_cells(folder)]
@@ -167,55 +302,44 @@ def test_shuffled_test_labels_change_no_choice(tmp_path):
     assert curves(a) == curves(b)
 
 
-def test_grid_extends_in_a_real_run_and_resume_trains_nothing(digits_dir, tmp_path):
+def test_grid_extends_in_a_real_run_and_resume_trains_nothing(digits, tmp_path):
     args = ["--lr-grid", "1", "--arms", "xavier-uniform", "--labels", "all"]
-    folder = _smoke(digits_dir, tmp_path / "res", *args)
-    e = json.loads((folder / "summary.json").read_text())["networks"]["tiny"]["labels"]["all"]["arms"]["xavier-uniform"]
+    folder = _smoke(digits, tmp_path / "res", *args)
+    s = json.loads((folder / "summary.json").read_text())
+    e = s["networks"]["tiny"]["labels"]["all"]["budgets"]["1"]["arms"]["xavier-uniform"]
     assert "1" in e["trials"] and len(e["trials"]) >= 3  # a one-rate grid is its own two edges: extended both ways
-    assert e["status"] in ("interior", "capped") and e["n"] == 2
+    assert e["status"] in ("interior", "capped") and e["n_run"] == 2 and e["confirmations"]
     stamps = {p: p.stat().st_mtime_ns for p in (folder / "cells").rglob("*.json")}
-    _smoke(digits_dir, tmp_path / "res", *args)
+    _smoke(digits, tmp_path / "res", *args)
     assert {p: p.stat().st_mtime_ns for p in (folder / "cells").rglob("*.json")} == stamps
 
 
 def test_did_not_train_on_random_labels(tiny_mnist_dir, tmp_path):
-    folder = _smoke(tiny_mnist_dir, tmp_path / "res", "--arms", "xavier-uniform", "he-normal", "--labels", "all")
-    arms = json.loads((folder / "summary.json").read_text())["networks"]["tiny"]["labels"]["all"]["arms"]
-    assert {e["status"] for e in arms.values()} == {"did not train"} and all(e["lr"] is None for e in arms.values())
+    args = ["--arms", "xavier-uniform", "he-normal", "--labels", "all", "--budgets", "1"]
+    folder = _smoke(tiny_mnist_dir, tmp_path / "res", *args)
+    arms = json.loads((folder / "summary.json").read_text())["networks"]["tiny"]["labels"]["all"]["budgets"]["1"]
+    assert {e["status"] for e in arms["arms"].values()} == {"did not train"}
+    assert all(e["lr"] is None for e in arms["arms"].values())
     assert "| xavier-uniform | — | did not train |" in (folder / "table.md").read_text()
-    assert not [c for c in all_cells(folder) if c["key"]["seed"] != TUNING_SEED]
+    assert not [c for c in all_cells(folder) if c["key"]["seed"] not in TUNING_SEEDS]
 
 
-def test_estimate_predicts_the_same_small_run(digits_dir, tmp_path, capsys):
-    # arms that train at this one rate, so every group runs its reported seeds as the estimate assumes
-    arms = ["autoencoder", "xavier-uniform", "he-normal"]
-    args = ["--lr-grid", "0.3", "--max-extensions", "0", "--seeds", "3", "--arms", *arms]
-    p = comparison.make_protocol(
-        "smoke", data_dir=str(digits_dir), output=str(tmp_path / "res"), cache=str(tmp_path / "cache"), quiet=True,
-        lr_grid=[0.3], max_extensions=0, seeds=3, arms=arms,
-    )  # fmt: skip
-    tries = []
-    for attempt in range(3):  # timings on a shared CPU: a busy neighbour may spoil one attempt
-        out = tmp_path / f"res{attempt}"
-        predicted = comparison.estimate(replace(p, output=str(out)))["total_seconds"]
-        t0 = time.perf_counter()
-        comparison.run(replace(p, output=str(out)))
-        tries.append((predicted, time.perf_counter() - t0))
-        if 0.75 * tries[-1][1] <= predicted <= 1.25 * tries[-1][1]:
-            break
-    else:
-        pytest.fail(f"(predicted, measured) seconds: {tries}")
-    assert args  # the same settings on the command line print the estimate
-    cli = ["--protocol", "smoke", "--data-dir", str(digits_dir), "--cache", str(tmp_path / "cache"), "--estimate"]
-    assert comparison.main([*cli, *args]) == 0
-    assert "predicted wall time" in capsys.readouterr().out
+def test_estimate_prints_a_prediction_with_the_budget_axis(digits, tmp_path, capsys):
+    cli = ["--protocol", "smoke", "--data-dir", str(digits), "--cache", str(tmp_path / "cache"), "--estimate"]
+    assert comparison.main([*cli, "--arms", "autoencoder", "xavier-uniform", "--seeds", "3"]) == 0
+    out = capsys.readouterr().out
+    # 2 arms x (3 + 1 + 3): 50 labels at B; all labels at B and 2B; the extension to 4B apart
+    assert "4 arm groups, 42 fine-tuning runs" in out and "predicted wall time" in out
+    assert "tiny/all/2B" in out and "extensions, if every all-label group takes one" in out
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
 
 
-def test_bad_input_is_one_line_and_writes_nothing(digits_dir, tmp_path, capsys):
-    base = ["--protocol", "smoke", "--data-dir", str(digits_dir), "--output", str(tmp_path / "res")]
+def test_bad_input_is_one_line_and_writes_nothing(digits, tmp_path, capsys):
+    base = ["--protocol", "smoke", "--data-dir", str(digits), "--output", str(tmp_path / "res")]
     assert comparison.main([*base, "--arms", "nonsense"]) == 2
     assert comparison.main([*base, "--networks", "relu", "--arms", "rbm"]) == 2
     assert comparison.main([*base, "--labels", "100000"]) == 2
+    assert comparison.main([*base, "--budgets", "0.5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("experiments.comparison: error:") for line in err)
+    assert len(err) == 4 and all(line.startswith("experiments.comparison: error:") for line in err)
     assert not (tmp_path / "res").exists()

@@ -1,11 +1,12 @@
-"""The depth study: tiny end to end, tables from the per-seed cells alone, the best-against-baseline pairing."""
+"""The depth study: tiny end to end with its budget check, tables from the per-seed cells alone, the
+best-against-baseline pairing."""
 
 import json
 
 import pytest
 
 from experiments import depth_study
-from experiments.harness import TUNING_SEED, Harness
+from experiments.harness import TUNING_SEEDS, Harness
 from experiments.results import all_cells
 from pretrain.checkpoint import write_json
 from pretrain.data import load_dataset
@@ -24,12 +25,20 @@ def test_tiny_study_end_to_end_and_its_tables_come_from_the_cells_alone(tmp_path
     table = (folder / "table.md").read_text()
     assert table.startswith("**Budget-limited") and "| 2 | supervised |" in table and "better of Xavier/He" in table
     assert "could not be retrieved" in table  # the papers' numbers are not guessed
+    assert "all labels: budget check" in table and "| 1 | 4B |" in table and "| 2 | 4B |" not in table
 
     cells = all_cells(folder)
     arms = {c["key"]["arm"] for c in cells}
-    assert arms == {"denoising", "supervised", "xavier-uniform", "he-normal", "torch-default"}
+    assert arms == {"denoising", "supervised", "xavier-uniform", "he-normal"}  # torch-default only by flag
     assert {tuple(c["key"]["network"]["hidden"]) for c in cells} == {(16,), (16, 16)}
-    assert all("test_error" not in c for c in cells if c["key"]["seed"] == TUNING_SEED)
+    assert all("test_error" not in c for c in cells if c["key"]["seed"] in TUNING_SEEDS)
+    # the 4B check: depth 1 of the two (1, 3 and 5 by default), all labels, two arms: the best pretrained
+    # arm and the better of Xavier and He at B
+    checked = [c for c in cells if c["key"]["budget"] == 4.0]
+    assert {(len(c["key"]["network"]["hidden"]), c["key"]["labels"]) for c in checked} == {(1, None)}
+    at_base = json.loads((folder / "summary.json").read_text())["labels"]["all"]["1"]
+    best = at_base["best_pretrained_vs_best_baseline"]
+    assert {c["key"]["arm"] for c in checked} == {best["pretrained"], best["baseline"]}
     for c in cells:  # a supervised stack is pretrained on the run's labelled examples: its key says which
         assert ("pretraining" in c["key"]) == (c["key"]["arm"] in ("denoising", "supervised"))
 
