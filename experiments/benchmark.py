@@ -1,128 +1,209 @@
-"""``python -m experiments.benchmark``: speed of every training loop here, against this machine's fp32 matmul peak.
+"""``python -m experiments.benchmark``: every training loop against a plain PyTorch loop of the same update.
 
-    python -m experiments.benchmark [--only layers rbm workloads depth processes] [--seconds 3]
+    python -m experiments.benchmark [--only machine finetune pretrain peers workers depth] [--pairs 5]
 
-Sections (all by default; about 3 minutes on 2 cores):
+Every figure is a ratio measured in the same run, so it compares across machines; the machine's CPU
+flags and its fp32 and bf16 matmul peaks (2048², timed between the pairs) are recorded with it.
 
-- ``layers``: ``AutoencoderLayer.train_step`` (forward, backward, fused Adam) per layer shape and batch
-  size, median samples/s of 5 windows, each window timed in alternation with the matmul peak;
-- ``rbm``: one CD-1 epoch of a 784→500 RBM at batch 100 over 60,000 rows: the layer's update alone, the
-  greedy trainer's epoch, and a plain 15-line torch loop of the same update for comparison;
-- ``workloads``: one epoch of autoencoder and RBM pretraining of a 784→500 layer and of fine-tuning a
-  784-500-250-100-10 classifier;
-- ``depth``: greedy pretraining time of 1–4 equal layers (it should grow linearly);
-- ``processes``: ``pretrain.stack`` (784→500, 1 epoch) as 1 process against 2 ``gloo`` processes.
+- ``finetune``: ``pretrain.finetuning.finetune`` against a plain loop (slice the next 128 rows,
+  forward, cross-entropy, backward, ``torch.optim.SGD`` step), 1 thread by default, sigmoid
+  784-500-250-100-10 and 784-500-500-2000-10, fp32 and bf16 autocast. ``finetune`` is timed with
+  the comparison's validation schedule (an evaluation on ``--val`` rows every ``--eval-every`` steps,
+  cosine schedule, best weights kept); the plain loop never validates. Timed in alternating pairs of
+  windows of ``--eval-every`` steps; the ratio is the median over pairs of plain time / finetune time
+  (above 1: ``finetune`` is faster).
+- ``pretrain``: one epoch of the greedy trainer (``GreedyPretrainer.fit``, its batch loop) against a
+  plain loop of the same update, per layer shape: the autoencoder step (tied sigmoid layer,
+  cross-entropy, Adam, batch 128), the CD-1 update (Hinton & Salakhutdinov's settings, batch 100)
+  and the supervised layer (sigmoid layer and softmax head, Adam, batch 128); plus the trainer in bf16.
+- ``peers``: one CD-1 epoch of a 784→500 RBM at batch 100, per example, against scikit-learn's
+  ``BernoulliRBM`` (and ClustPy when it is installed).
+- ``workers``: two fine-tuning runs as 2 processes × 1 thread against 1 process × 2 threads, for both
+  networks: the studies' ``--workers``/``--threads`` rule.
+- ``depth``: greedy pretraining time of 1–4 equal layers (it should grow linearly).
 
-Flops counted: an autoencoder step or a CD-1 update is 5 matrix products of 2·n_in·n_out per sample;
-a classifier step is 3× its forward flops less the input gradient it does not need. Element-wise work
-(activations, losses, sampling, optimizers) is not counted, so it only lowers the fraction. Data are
-random, of MNIST's shape: speed does not depend on the values. Writes ``results.json`` into a new
-folder under ``--out`` and the Markdown tables to ``--table``.
+Flops counted: 2 per multiply-add of the matrix products only (element-wise work only lowers the
+share of peak). A classifier step is 3× its forward flops less the input gradient it does not need;
+an autoencoder step or a CD-1 update is 5 products of 2·n_in·n_out per example. Data are random, of
+MNIST's shape: speed does not depend on the values. ``--clock cpu`` times the thread's CPU time
+instead of wall time (1 thread only), for a machine that other jobs share. Writes ``results.json``
+into a new folder under ``--out`` and the Markdown tables to ``--table``.
 """
 
 from __future__ import annotations
 
-import copy
-import os
+import contextlib
+import importlib.util
+import platform
 import statistics
-import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from experiments.common import gemm_peak_gflops, results_dir
 from pretrain.checkpoint import atomic_write, check_writable, write_json
-from pretrain.cli import ArgumentParser, positive_float, positive_int, run_main
+from pretrain.cli import ArgumentParser, positive_int, run_main
 from pretrain.data import Dataset, Split
+from pretrain.errors import PretrainError
 from pretrain.finetuning import FinetuneConfig, finetune
 from pretrain.greedy import GreedyConfig, GreedyPretrainer
-from pretrain.layers import AutoencoderLayer, RBMLayer
 from pretrain.layers.rbm import HINTON2006
 from pretrain.mlp import build_mlp
+from pretrain.training import cpu_flags
 from pretrain.version import versions
 
-ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("layers", "rbm", "workloads", "depth", "processes")
-SHAPES = [(784, 500), (500, 250), (250, 100), (784, 1000)]
-CLASSIFIER = [784, 500, 250, 100, 10]
-RBM_CONFIG = {"layers": [500], **HINTON2006}
-
-
-def layer_flops(n_in: int, n_out: int) -> float:
-    """Flops per sample of one autoencoder step or CD-1 update: 5 products of 2·n_in·n_out."""
-    return 5 * 2 * n_in * n_out
+SECTIONS = ("machine", "finetune", "pretrain", "peers", "workers", "depth")
+NETWORKS = ([784, 500, 250, 100, 10], [784, 500, 500, 2000, 10])
+LAYER_SHAPES = ((784, 500), (500, 250), (250, 100), (500, 2000))
+OBJECTIVES = {
+    "autoencoder": {"objective": "autoencoder", "batch_size": 128},
+    "CD-1": {**HINTON2006, "batch_size": 100},
+    "supervised": {"objective": "supervised", "batch_size": 128, "n_classes": 10},
+}
+BATCH = 128
+LR = 0.01
 
 
 def classifier_flops(sizes: list[int]) -> float:
+    """Flops per example of one classifier training step."""
     forward = sum(2 * a * b for a, b in zip(sizes, sizes[1:]))
     return 3 * forward - 2 * sizes[0] * sizes[1]
 
 
-# ----------------------------------------------------------------------- layers
-def time_autoencoder_step(n_in: int, n_out: int, batch: int, seconds: float, windows: int = 5) -> dict:
-    """Median samples/s of ``train_step`` on one sigmoid cross-entropy layer, and of the peak beside it.
-
-    Layer and peak are timed in alternation: a slow spell of a shared machine hits both alike.
-    """
-    g = torch.Generator().manual_seed(0)
-    layer = AutoencoderLayer(n_in, n_out, generator=g)
-    opt = GreedyPretrainer(GreedyConfig(layers=[n_out]))._optimizer(layer)
-    parts = torch.rand(batch * 16, n_in, generator=g).split(batch)
-    for b in parts[:5]:  # warm-up
-        layer.train_step(b, opt)
-    rates, fractions, peaks = [], [], []
-    for _ in range(windows):
-        peaks.append(gemm_peak_gflops(seconds=0.5))
-        done, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds / windows:
-            for b in parts:
-                layer.train_step(b, opt)
-            done += batch * len(parts)
-        rates.append(done / (time.perf_counter() - t0))
-        fractions.append(rates[-1] * layer_flops(n_in, n_out) / 1e9 / peaks[-1])
-    rate = statistics.median(rates)
-    return {
-        "layer": f"{n_in}→{n_out}",
-        "batch": batch,
-        "samples_per_s": rate,
-        "gflops": rate * layer_flops(n_in, n_out) / 1e9,
-        "peak_gflops": statistics.median(peaks),
-        "fraction_of_peak": statistics.median(fractions),
-    }
+def layer_flops(objective: str, n_in: int, n_out: int, classes: int = 10) -> float:
+    """Flops per example of one pretraining update of an ``n_in→n_out`` layer."""
+    if objective == "supervised":
+        return 2 * 2 * n_in * n_out + 3 * 2 * n_out * classes
+    return 5 * 2 * n_in * n_out
 
 
-# -------------------------------------------------------------------------- rbm
-def rbm_epoch_layer(x: torch.Tensor, seed: int) -> float:
-    cfg = GreedyConfig.from_flat(RBM_CONFIG)
+def random_data(n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    layer = RBMLayer(x.shape[1], 500, init_std=0.1, generator=g)
-    opt = GreedyPretrainer(cfg)._optimizer(layer)
-    layer.on_epoch_start(0, opt)
-    parts = x[torch.randperm(x.shape[0], generator=g)].split(cfg.batch_size)
+    return torch.rand(n, d, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def peaks() -> dict:
+    """fp32 and bf16 ``2048² @ 2048²`` throughput now, in GFLOP/s (short: timed between pairs)."""
+    out = {"fp32": gemm_peak_gflops(seconds=0.3)}
+    a = torch.randn(2048, 2048).bfloat16()
+    best = 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        a @ a
+        best = max(best, 2 * 2048**3 / (time.perf_counter() - t0) / 1e9)
+    out["bf16"] = best
+    return out
+
+
+def machine() -> dict:
+    """What the figures depend on: CPU, its bf16 flags, threads, versions."""
+    model = next(
+        (line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines() if line.startswith("model name")),
+        platform.processor() or "unknown",
+    )
+    return {"cpu": model, "flags": cpu_flags(), "threads": torch.get_num_threads(), "versions": versions()}
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def _autocast(precision: str):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+
+# ------------------------------------------------------------------------------ fine-tuning
+def plain_finetune(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, precision: str) -> float:
+    """Seconds of ``steps`` steps of the plain loop anyone writes (it never validates)."""
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+    amp = _autocast(precision)
     t0 = time.perf_counter()
-    total = torch.zeros(())
-    for b in parts:
-        total += layer.train_step(b, opt)
-    total.item()
+    for i in range(steps):
+        lo = (i * BATCH) % (x.shape[0] - BATCH + 1)
+        with amp:
+            loss = F.cross_entropy(model(x[lo : lo + BATCH]), y[lo : lo + BATCH])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     return time.perf_counter() - t0
 
 
-def rbm_epoch_trainer(x: torch.Tensor, seed: int) -> float:
-    p = GreedyPretrainer(GreedyConfig.from_flat({**RBM_CONFIG, "epochs": 1, "seed": seed})).fit(x)
-    return p.history_[0].seconds  # the training loop, without the per-epoch validation and diagnostics
+def finetune_pairs(sizes: list[int], precision: str, pairs: int, eval_every: int, n_val: int, n: int) -> dict:
+    """Plain loop and ``finetune`` in alternating windows of ``eval_every`` steps; per-step times and ratios."""
+    x, y = random_data(n, sizes[0])
+    xv, yv = random_data(n_val, sizes[0], seed=1)
+    data = Dataset("random", Split(x, y), Split(xv, yv), Split(xv[:10], yv[:10]))
+    plain_model = build_mlp(sizes[0], sizes[1:-1], sizes[-1], "sigmoid")
+    ours_model = build_mlp(sizes[0], sizes[1:-1], sizes[-1], "sigmoid")
+    config = FinetuneConfig(
+        lr=LR, schedule="cosine", final_lr=0.01, decay_steps=40 * eval_every, max_steps=eval_every,
+        eval_every=eval_every, patience=None, batch_size=BATCH, precision=precision,
+    )  # fmt: skip
+    plain_finetune(plain_model, x, y, 5, precision)  # warm-up
+    finetune(ours_model, data, FinetuneConfig(max_steps=5, eval_every=5, precision=precision), score_test=False)
+    plain_t, ours_t, ratios, peak = [], [], [], []
+    for _ in range(pairs):
+        peak.append(peaks()["fp32"])
+        p = plain_finetune(plain_model, x, y, eval_every, precision)
+        o = finetune(ours_model, data, config, score_test=False).seconds
+        plain_t.append(p / eval_every)
+        ours_t.append(o / eval_every)
+        ratios.append(p / o)
+    flops = classifier_flops(sizes) * BATCH
+    fp32_peak = statistics.median(peak)
+    plain_s, ours_s = statistics.median(plain_t), statistics.median(ours_t)
+    return {
+        "network": "-".join(map(str, sizes)),
+        "precision": precision,
+        "plain_ms": 1e3 * plain_s,
+        "finetune_ms": 1e3 * ours_s,
+        "speedup": statistics.median(ratios),
+        "plain_of_peak": flops / plain_s / 1e9 / fp32_peak,
+        "finetune_of_peak": flops / ours_s / 1e9 / fp32_peak,
+        "fp32_peak_gflops": fp32_peak,
+        "eval_every": eval_every,
+        "n_val": n_val,
+    }
 
 
-def rbm_epoch_naive(x: torch.Tensor, seed: int, batch: int = 100) -> float:
-    g = torch.Generator().manual_seed(seed)
-    w = 0.1 * torch.randn(x.shape[1], 500, generator=g)
-    hb, vb = torch.zeros(500), torch.zeros(x.shape[1])
+# ------------------------------------------------------------------------------ pretraining
+def plain_autoencoder_epoch(x: torch.Tensor, n_out: int, batch: int) -> float:
+    """A tied sigmoid autoencoder, cross-entropy on the pixels, ``torch.optim.Adam``: the plain way."""
+    g = torch.Generator().manual_seed(0)
+    w = (0.1 * torch.randn(n_out, x.shape[1], generator=g)).requires_grad_()
+    b, c = torch.zeros(n_out, requires_grad=True), torch.zeros(x.shape[1], requires_grad=True)
+    opt = torch.optim.Adam([w, b, c], lr=1e-3)
+    t0 = time.perf_counter()
+    for lo in range(0, x.shape[0], batch):
+        v = x[lo : lo + batch]
+        h = torch.sigmoid(v @ w.t() + b)
+        loss = F.binary_cross_entropy_with_logits(h @ w + c, v, reduction="sum") / v.shape[0]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def plain_rbm_epoch(x: torch.Tensor, n_out: int, batch: int) -> float:
+    """Hinton's ``rbm.m`` CD-1 update written out in torch (momentum 0.5, weight cost 0.0002)."""
+    g = torch.Generator().manual_seed(0)
+    w = 0.1 * torch.randn(x.shape[1], n_out, generator=g)
+    hb, vb = torch.zeros(n_out), torch.zeros(x.shape[1])
     wi, hi, vi = torch.zeros_like(w), torch.zeros_like(hb), torch.zeros_like(vb)
     lr, wc, m = 0.1, 0.0002, 0.5
     t0 = time.perf_counter()
-    for v in x[torch.randperm(x.shape[0], generator=g)].split(batch):
+    for lo in range(0, x.shape[0], batch):
+        v = x[lo : lo + batch]
         ph = torch.sigmoid(v @ w + hb)
         h = (torch.rand(ph.shape, generator=g) < ph).float()
         nv = torch.sigmoid(h @ w.t() + vb)
@@ -134,49 +215,131 @@ def rbm_epoch_naive(x: torch.Tensor, seed: int, batch: int = 100) -> float:
     return time.perf_counter() - t0
 
 
-def rbm_epochs(x: torch.Tensor, repeats: int) -> list[dict]:
-    flops = layer_flops(x.shape[1], 500) * x.shape[0]
-    peak = gemm_peak_gflops()
-    rows = []
-    for name, fn in (("layer", rbm_epoch_layer), ("trainer", rbm_epoch_trainer), ("naive loop", rbm_epoch_naive)):
-        fn(x[:2000], 0)  # warm-up
-        best = min(fn(x, seed) for seed in range(repeats))
-        rows.append({"variant": name, "best_s": best, "fraction_of_peak": flops / best / 1e9 / peak})
+def plain_supervised_epoch(x: torch.Tensor, y: torch.Tensor, n_out: int, batch: int) -> float:
+    """A sigmoid layer and a softmax head, cross-entropy, ``torch.optim.Adam``."""
+    torch.manual_seed(0)
+    encoder, head = torch.nn.Linear(x.shape[1], n_out), torch.nn.Linear(n_out, 10)
+    opt = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=1e-3)
+    t0 = time.perf_counter()
+    for lo in range(0, x.shape[0], batch):
+        loss = F.cross_entropy(head(torch.sigmoid(encoder(x[lo : lo + batch]))), y[lo : lo + batch])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def plain_epoch(objective: str, x: torch.Tensor, y: torch.Tensor, n_out: int) -> float:
+    batch = OBJECTIVES[objective]["batch_size"]
+    if objective == "autoencoder":
+        return plain_autoencoder_epoch(x, n_out, batch)
+    if objective == "CD-1":
+        return plain_rbm_epoch(x, n_out, batch)
+    return plain_supervised_epoch(x, y, n_out, batch)
+
+
+def trainer_epoch(objective: str, x: torch.Tensor, y: torch.Tensor, n_out: int, precision: str = "fp32") -> float:
+    """Seconds of one epoch of the greedy trainer's batch loop (validation and diagnostics excluded)."""
+    cfg = GreedyConfig.from_flat({**OBJECTIVES[objective], "layers": [n_out], "epochs": 1, "precision": precision})
+    return GreedyPretrainer(cfg).fit(x, y=y).history_[0].seconds
+
+
+def pretrain_pairs(objective: str, n_in: int, n_out: int, pairs: int, n: int) -> dict:
+    x, y = random_data(n, n_in)
+    plain_epoch(objective, x[:512], y[:512], n_out)  # warm-up
+    trainer_epoch(objective, x[:512], y[:512], n_out)
+    plain_t, ours_t, bf16_t, ratios, peak = [], [], [], [], []
+    for _ in range(pairs):
+        peak.append(peaks()["fp32"])
+        p = plain_epoch(objective, x, y, n_out)
+        o = trainer_epoch(objective, x, y, n_out)
+        plain_t.append(p)
+        ours_t.append(o)
+        ratios.append(p / o)
+        bf16_t.append(trainer_epoch(objective, x, y, n_out, "bf16"))
+    flops = layer_flops(objective, n_in, n_out) * n
+    fp32_peak = statistics.median(peak)
+    plain_s, ours_s = statistics.median(plain_t), statistics.median(ours_t)
+    return {
+        "objective": objective,
+        "layer": f"{n_in}→{n_out}",
+        "batch": OBJECTIVES[objective]["batch_size"],
+        "plain_s": plain_s,
+        "trainer_s": ours_s,
+        "speedup": statistics.median(ratios),
+        "plain_of_peak": flops / plain_s / 1e9 / fp32_peak,
+        "trainer_of_peak": flops / ours_s / 1e9 / fp32_peak,
+        "bf16_speedup": ours_s / statistics.median(bf16_t),
+        "fp32_peak_gflops": fp32_peak,
+    }
+
+
+# ------------------------------------------------------------------------------------ peers
+def peer_rbms(n: int, repeats: int) -> list[dict]:
+    """Microseconds per example of one CD-1 epoch, 784→500, batch 100: ours and the peers available."""
+    x, _ = random_data(n, 784)
+    rows = [{"implementation": "pretrain (GreedyPretrainer, rbm)", "us_per_example": None}]
+    trainer_epoch("CD-1", x[:512], None, 500)
+    rows[0]["us_per_example"] = 1e6 * min(trainer_epoch("CD-1", x, None, 500) for _ in range(repeats)) / n
+    from sklearn.neural_network import BernoulliRBM
+    from threadpoolctl import threadpool_limits
+
+    xn = x.numpy().astype(np.float64)
+    with threadpool_limits(torch.get_num_threads()):
+        best = float("inf")
+        for seed in range(repeats):
+            rbm = BernoulliRBM(n_components=500, learning_rate=0.1, batch_size=100, n_iter=1, random_state=seed)
+            t0 = time.perf_counter()
+            rbm.fit(xn)
+            best = min(best, time.perf_counter() - t0)
+    rows.append({"implementation": "scikit-learn BernoulliRBM (float64)", "us_per_example": 1e6 * best / n})
+    if importlib.util.find_spec("clustpy") is None:
+        rows.append({"implementation": "ClustPy", "us_per_example": None, "note": "not installed"})
+    ours = rows[0]["us_per_example"]
+    for row in rows:
+        row["vs_pretrain"] = None if row["us_per_example"] is None else row["us_per_example"] / ours
     return rows
 
 
-# -------------------------------------------------------------------- workloads
-def pretrain_rate(x: torch.Tensor, settings: dict) -> float:
-    """Samples/s of one epoch of one 500-unit layer (the trainer's loop, diagnostics excluded)."""
-    cfg = GreedyConfig.from_flat({"layers": [500], "epochs": 1, **settings})
-    GreedyPretrainer(cfg).fit(x[:1024])  # warm-up
-    return GreedyPretrainer(cfg).fit(x).history_[0].samples_per_s
+# ---------------------------------------------------------------------------------- workers
+def worker_job(sizes: list[int], runs: int, threads: int, steps: int, eval_every: int, n_val: int) -> tuple:
+    """``runs`` fine-tuning runs one after the other with ``threads`` threads; ``(start, end)`` on the
+    system-wide monotonic clock (comparable across processes)."""
+    torch.set_num_threads(threads)
+    x, y = random_data(4096, sizes[0])
+    xv, yv = random_data(n_val, sizes[0], seed=1)
+    data = Dataset("random", Split(x, y), Split(xv, yv), Split(xv[:10], yv[:10]))
+    config = FinetuneConfig(lr=LR, schedule="cosine", max_steps=steps, eval_every=eval_every, patience=None)
+    finetune(build_mlp(sizes[0], sizes[1:-1], sizes[-1], "sigmoid"), data, FinetuneConfig(max_steps=3))  # warm-up
+    t0 = time.monotonic()
+    for _ in range(runs):
+        finetune(build_mlp(sizes[0], sizes[1:-1], sizes[-1], "sigmoid"), data, config, score_test=False)
+    return t0, time.monotonic()
 
 
-def finetune_rate(x: torch.Tensor, y: torch.Tensor) -> float:
-    model = build_mlp(CLASSIFIER[0], CLASSIFIER[1:-1], CLASSIFIER[-1], "sigmoid")
-    small = Split(x[:100], y[:100])
-    finetune(copy.deepcopy(model), Dataset("warm-up", small, small, small), FinetuneConfig(epochs=1))
-    r = finetune(model, Dataset("random", Split(x, y), small, small), FinetuneConfig(epochs=1, patience=None))
-    return x.shape[0] / r.seconds  # r.seconds also holds the (tiny) evaluation of 100 + 100 examples
+def worker_layouts(sizes: list[int], steps: int, eval_every: int, n_val: int) -> list[dict]:
+    """Two runs as 2 processes × 1 thread, then as 1 process × 2 threads (one run after the other)."""
+    rows = []
+    for processes, threads in ((2, 1), (1, 2)):
+        with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+            args = (sizes, 2 // processes, threads, steps, eval_every, n_val)
+            spans = [f.result() for f in [pool.submit(worker_job, *args) for _ in range(processes)]]
+        wall = max(end for _, end in spans) - min(start for start, _ in spans)
+        rows.append(
+            {
+                "network": "-".join(map(str, sizes)),
+                "layout": f"{processes}×{threads}",
+                "steps_per_s": 2 * steps / wall,
+            }
+        )
+    rows[0]["vs_other"] = rows[0]["steps_per_s"] / rows[1]["steps_per_s"]
+    rows[1]["vs_other"] = 1 / rows[0]["vs_other"]
+    return rows
 
 
-def workloads(x: torch.Tensor, y: torch.Tensor) -> list[dict]:
-    peak = gemm_peak_gflops()
-    rates = {
-        "autoencoder 784→500 (Adam, batch 128)": (pretrain_rate(x, {}), layer_flops(784, 500)),
-        "RBM 784→500 (CD-1, SGD, batch 100)": (pretrain_rate(x, HINTON2006), layer_flops(784, 500)),
-        "fine-tune 784-500-250-100-10 (SGD, batch 128)": (finetune_rate(x, y), classifier_flops(CLASSIFIER)),
-    }
-    return [
-        {"workload": name, "samples_per_s": rate, "fraction_of_peak": rate * flops / 1e9 / peak}
-        for name, (rate, flops) in rates.items()
-    ]
-
-
-# ------------------------------------------------------------------------ depth
-def depth_times(x: torch.Tensor, width: int = 256) -> list[dict]:
-    x = x[:, :width]
+# ------------------------------------------------------------------------------------ depth
+def depth_times(n: int, width: int = 256) -> list[dict]:
+    x, _ = random_data(n, width)
     GreedyPretrainer(GreedyConfig(layers=[width], epochs=1)).fit(x[:1024])  # warm-up
     rows = []
     for depth in (1, 2, 3, 4):
@@ -186,98 +349,115 @@ def depth_times(x: torch.Tensor, width: int = 256) -> list[dict]:
     return rows
 
 
-# -------------------------------------------------------------------- processes
-def stack_subprocess(npz: Path, out: Path, processes: int, threads: int) -> dict:
-    """One ``pretrain.stack`` run in a fresh process (or ``processes`` under torchrun)."""
-    args = ["-m", "pretrain.stack", "--data", str(npz), "--layers", "500", "--epochs", "1", "--quiet"]
-    args += ["--output", str(out), "--device", "cpu"]
-    if processes > 1:
-        args = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"pretrain.stack failed:\n{proc.stderr[-2000:]}")
-    layer = torch.load(out, weights_only=True)["metadata"]["layers"][0]
-    out.unlink()
-    return {"processes": processes, "threads_each": threads, "samples_per_s": layer["samples_per_s"], "wall_s": wall}
+# ----------------------------------------------------------------------------------- report
+def _na(value, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
 
 
-def processes(x: torch.Tensor, folder: Path) -> list[dict]:
-    npz = folder / "random784.npz"
-    np.savez(npz, X=(x.numpy() * 255).astype(np.uint8))
-    threads = torch.get_num_threads()
-    try:
-        runs = [(1, threads), (1, 1), (2, max(1, threads // 2))]
-        return [stack_subprocess(npz, folder / f"p{p}t{t}.pt", p, t) for p, t in runs]
-    finally:
-        npz.unlink()
-
-
-# ------------------------------------------------------------------------ report
 def tables(r: dict) -> str:
-    lines = [f"fp32 matmul peak (2048², {r['threads']} threads): **{r['peak_gflops']:.1f} GFLOP/s**"]
-    if "layers" in r:
-        lines += ["", "| autoencoder layer | batch | samples/s | GFLOP/s | of peak |", "|---|---:|---:|---:|---:|"]
+    m = r["machine"]
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in m["flags"].items())
+    lines = [
+        f"Machine: {m['cpu']}; {flags}; {m['threads']} thread(s); clock: {r['clock']}.",
+        f"Matmul peak (2048²): fp32 **{r['peaks']['fp32']:.0f} GFLOP/s**, bf16 **{r['peaks']['bf16']:.0f} GFLOP/s**.",
+    ]
+    if "finetune" in r:
+        e = r["finetune"][0]
         lines += [
-            f"| {x['layer']} | {x['batch']} | {x['samples_per_s']:,.0f} | {x['gflops']:.1f} "
-            f"| {x['fraction_of_peak']:.0%} |"
-            for x in r["layers"]
+            "",
+            f"Fine-tuning, batch {BATCH}, sigmoid; `finetune` validates on {e['n_val']:,} rows every "
+            f"{e['eval_every']} steps, the plain loop never:",
+            "",
+            "| network | precision | plain loop ms/step | `finetune` ms/step | `finetune` vs plain "
+            "| plain of fp32 peak | `finetune` of fp32 peak |",
+            "|---|---|---:|---:|---:|---:|---:|",
         ]
-    if "rbm" in r:
-        lines += ["", f"| CD-1 784→500 epoch, {r['n']:,} rows, batch 100 | best s | of peak |", "|---|---:|---:|"]
-        lines += [f"| {x['variant']} | {x['best_s']:.2f} | {x['fraction_of_peak']:.0%} |" for x in r["rbm"]]
-    if "workloads" in r:
-        lines += ["", "| one epoch of | samples/s | of peak |", "|---|---:|---:|"]
         lines += [
-            f"| {x['workload']} | {x['samples_per_s']:,.0f} | {x['fraction_of_peak']:.0%} |" for x in r["workloads"]
+            f"| {x['network']} | {x['precision']} | {x['plain_ms']:.2f} | {x['finetune_ms']:.2f} "
+            f"| {x['speedup']:.2f}× | {x['plain_of_peak']:.0%} | {x['finetune_of_peak']:.0%} |"
+            for x in r["finetune"]
+        ]
+    if "pretrain" in r:
+        lines += [
+            "",
+            f"Pretraining, one epoch of {r['n']:,} rows:",
+            "",
+            "| update | layer | batch | plain loop s | trainer s | trainer vs plain | plain of peak "
+            "| trainer of peak | bf16 trainer vs fp32 |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {x['objective']} | {x['layer']} | {x['batch']} | {x['plain_s']:.3f} | {x['trainer_s']:.3f} "
+            f"| {x['speedup']:.2f}× | {x['plain_of_peak']:.0%} | {x['trainer_of_peak']:.0%} "
+            f"| {x['bf16_speedup']:.2f}× |"
+            for x in r["pretrain"]
+        ]
+    if "peers" in r:
+        lines += ["", "CD-1, 784→500, batch 100, one epoch:", "", "| implementation | µs per example | × pretrain |"]
+        lines += ["|---|---:|---:|"]
+        lines += [
+            f"| {x['implementation']} | {_na(x['us_per_example'], '.1f')} | {_na(x['vs_pretrain'], '.2f')}"
+            + (f" ({x['note']})" if x.get("note") else "")
+            + " |"
+            for x in r["peers"]
+        ]
+    if "workers" in r:
+        lines += ["", "Two fine-tuning runs at once:", "", "| network | processes × threads | steps/s | vs other |"]
+        lines += ["|---|---|---:|---:|"]
+        lines += [
+            f"| {x['network']} | {x['layout']} | {x['steps_per_s']:.1f} | {x['vs_other']:.2f}× |" for x in r["workers"]
         ]
     if "depth" in r:
         base = r["depth"][0]["seconds"]
         lines += ["", "| depth (256-wide layers) | seconds | × depth 1 |", "|---:|---:|---:|"]
         lines += [f"| {x['depth']} | {x['seconds']:.2f} | {x['seconds'] / base:.2f}× |" for x in r["depth"]]
-    if "processes" in r:
-        lines += ["", "| pretrain.stack 784→500, 1 epoch | samples/s | wall s (incl. start-up) |", "|---|---:|---:|"]
-        lines += [
-            f"| {x['processes']} process(es) × {x['threads_each']} thread(s) | {x['samples_per_s']:,.0f} "
-            f"| {x['wall_s']:.1f} |"
-            for x in r["processes"]
-        ]
     return "\n".join(lines) + "\n"
 
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m experiments.benchmark", description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
-    p.add_argument("--n", type=positive_int, default=60000, help="rows of random data per epoch measurement")
-    p.add_argument("--seconds", type=positive_float, default=3.0, help="timing per layer configuration")
-    p.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[128, 256], help="layers: batch sizes")
-    p.add_argument("--repeats", type=positive_int, default=3, help="rbm: timed epochs per variant (best is kept)")
+    p.add_argument("--pairs", type=positive_int, default=5, help="timed pairs (plain, ours) per row; medians")
+    p.add_argument("--n", type=positive_int, default=16384, help="rows of random data per epoch")
+    p.add_argument("--eval-every", type=positive_int, default=161, help="finetune: steps between evaluations")
+    p.add_argument("--val", type=positive_int, default=5000, help="finetune: validation rows")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (the workers section sets its own)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall time, or this thread's CPU time")
     p.add_argument("--out", default="results", help="root folder for the new results folder")
     p.add_argument("--table", default="experiments/results/benchmark.md", help="Markdown tables written here")
     return p
 
 
+def run(a) -> dict:
+    torch.set_num_threads(a.threads)
+    r = {"clock": a.clock, "n": a.n, "machine": machine(), "peaks": peaks()}
+    if "finetune" in a.only:
+        r["finetune"] = [
+            finetune_pairs(sizes, precision, a.pairs, a.eval_every, a.val, a.n)
+            for sizes in NETWORKS
+            for precision in ("fp32", "bf16")
+        ]
+    if "pretrain" in a.only:
+        r["pretrain"] = [pretrain_pairs(o, *shape, a.pairs, a.n) for o in OBJECTIVES for shape in LAYER_SHAPES]
+    if "peers" in a.only:
+        r["peers"] = peer_rbms(a.n, min(a.pairs, 3))
+    if "workers" in a.only:
+        r["workers"] = [row for s in NETWORKS for row in worker_layouts(s, 2 * a.eval_every, a.eval_every, a.val)]
+    if "depth" in a.only:
+        r["depth"] = depth_times(a.n)
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     def go() -> int:
         a = build_parser().parse_args(argv)
+        if a.clock == "cpu" and a.threads != 1:
+            raise PretrainError("--clock cpu times one thread; use it with --threads 1")
         check_writable(a.table)
-        g = torch.Generator().manual_seed(0)
-        x = torch.rand(a.n, 784, generator=g)
-        y = torch.randint(0, 10, (a.n,), generator=g)
         folder = results_dir(a.out, "benchmark")
-        r = {"threads": torch.get_num_threads(), "n": a.n, "versions": versions(), "peak_gflops": gemm_peak_gflops()}
-        if "layers" in a.only:
-            r["layers"] = [time_autoencoder_step(*s, b, a.seconds) for s in SHAPES for b in a.batch_sizes]
-        if "rbm" in a.only:
-            r["rbm"] = rbm_epochs(x, a.repeats)
-        if "workloads" in a.only:
-            r["workloads"] = workloads(x, y)
-        if "depth" in a.only:
-            r["depth"] = depth_times(x)
-        if "processes" in a.only:
-            r["processes"] = processes(x, folder)
+        clock = mock.patch("time.perf_counter", time.thread_time) if a.clock == "cpu" else contextlib.nullcontext()
+        with clock:
+            r = run(a)
         text = tables(r)
         print(text, end="")
         write_json(folder / "results.json", r)
