@@ -281,7 +281,7 @@ class GreedyPretrainer:
                 batch = dense_rows(x, idx, None if xb_buf is None else xb_buf[: idx.shape[0]])
                 labels = None if y is None else torch.index_select(y, 0, idx, out=yb_buf[: idx.shape[0]])
                 with amp:
-                    total += layer.train_step(batch, optimizer, labels) * batch.shape[0]
+                    total.add_(layer.train_step(batch, optimizer, labels), alpha=batch.shape[0])
                 if i % 50 == 49:
                     bar.set_postfix(loss=f"{total.item() / ((i + 1) * batch_size):.4g}", refresh=False)
                 bar.update(1)
