@@ -53,8 +53,8 @@ class FinetuneConfig:
     - ``freeze_epochs``: the first N epochs train only the head (the last ``nn.Linear``).
     - ``labels``: fine-tune on a stratified subset of this many training examples (None: all).
     - ``val_labels``: validate on a stratified subset of this many validation examples (None: all).
-    - ``precision``: ``fp32``, or ``bf16`` (autocast of the training steps' forward pass and loss; weights
-      and optimizer state stay fp32; validation and test are scored in fp32).
+    - ``precision``: ``fp32``, or ``bf16`` (autocast of the training steps and the validation; weights
+      and optimizer state stay fp32; the final training and test errors are scored in fp32).
     """
 
     optimizer: str = "sgd"
@@ -193,7 +193,7 @@ def batch_loss(
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: Split) -> tuple[int, float]:
-    """``(misclassified count, summed cross-entropy)`` over ``split``, in chunks of 8192 rows, in fp32."""
+    """``(misclassified count, summed cross-entropy)`` over ``split``, in chunks of 8192 rows (fp32 unless autocast)."""
     wrong = torch.zeros((), dtype=torch.long, device=split.x.device)
     loss = torch.zeros((), dtype=torch.float64, device=split.x.device)
     for x, y in zip(dense_chunks(split.x, _EVAL_CHUNK), split.y.split(_EVAL_CHUNK)):
@@ -366,7 +366,8 @@ def _finetune(
             loss_sum.zero_(), wrong.zero_()
             seen = 0
             model.eval()
-            val_wrong, val_loss = evaluate(model, val)
+            with amp:  # bf16 runs validate in bf16 too; the final scores are fp32
+                val_wrong, val_loss = evaluate(model, val)
             model.train()
             val_err = val_wrong / len(val)
             result.steps.append(step)
