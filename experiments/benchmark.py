@@ -49,7 +49,7 @@ import torch.nn.functional as F
 
 from experiments.common import gemm_peak_gflops, results_dir
 from pretrain.checkpoint import atomic_write, check_writable, write_json
-from pretrain.cli import ArgumentParser, positive_int, run_main
+from pretrain.cli import ArgumentParser, positive_float, positive_int, run_main
 from pretrain.data import Dataset, Split
 from pretrain.errors import PretrainError
 from pretrain.finetuning import FinetuneConfig, evaluate, finetune
@@ -89,12 +89,13 @@ def random_data(n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tens
     return torch.rand(n, d, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
-def peaks() -> dict:
+def peaks(seconds: float = 0.3) -> dict:
     """fp32 and bf16 ``2048² @ 2048²`` throughput now, in GFLOP/s (short: timed between pairs)."""
-    out = {"fp32": gemm_peak_gflops(seconds=0.3)}
+    out = {"fp32": gemm_peak_gflops(seconds=seconds)}
     a = torch.randn(2048, 2048).bfloat16()
     best = 0.0
-    for _ in range(3):
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
         t0 = time.perf_counter()
         a @ a
         best = max(best, 2 * 2048**3 / (time.perf_counter() - t0) / 1e9)
@@ -138,7 +139,9 @@ def plain_finetune(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ste
     return time.perf_counter() - t0
 
 
-def finetune_pairs(sizes: list[int], precision: str, pairs: int, eval_every: int, n_val: int, n: int) -> dict:
+def finetune_pairs(
+    sizes: list[int], precision: str, pairs: int, eval_every: int, n_val: int, n: int, peak_s: float = 0.3
+) -> dict:
     """Plain loop and ``finetune`` in alternating windows of ``eval_every`` steps; per-step times and ratios."""
     x, y = random_data(n, sizes[0])
     xv, yv = random_data(n_val, sizes[0], seed=1)
@@ -153,7 +156,7 @@ def finetune_pairs(sizes: list[int], precision: str, pairs: int, eval_every: int
     finetune(ours_model, data, FinetuneConfig(max_steps=5, eval_every=5, precision=precision), score_test=False)
     plain_t, ours_t, ratios, step_ratios, peak = [], [], [], [], []
     for _ in range(pairs):
-        peak.append(peaks()["fp32"])
+        peak.append(peaks(peak_s)["fp32"])
         p = plain_finetune(plain_model, x, y, eval_every, precision)
         o = finetune(ours_model, data, config, score_test=False).seconds
         t0 = time.perf_counter()
@@ -250,13 +253,13 @@ def trainer_epoch(objective: str, x: torch.Tensor, y: torch.Tensor, n_out: int, 
     return GreedyPretrainer(cfg).fit(x, y=y).history_[0].seconds
 
 
-def pretrain_pairs(objective: str, n_in: int, n_out: int, pairs: int, n: int) -> dict:
+def pretrain_pairs(objective: str, n_in: int, n_out: int, pairs: int, n: int, peak_s: float = 0.3) -> dict:
     x, y = random_data(n, n_in)
     plain_epoch(objective, x[:512], y[:512], n_out)  # warm-up
     trainer_epoch(objective, x[:512], y[:512], n_out)
     plain_t, ours_t, bf16_t, ratios, peak = [], [], [], [], []
     for _ in range(pairs):
-        peak.append(peaks()["fp32"])
+        peak.append(peaks(peak_s)["fp32"])
         p = plain_epoch(objective, x, y, n_out)
         o = trainer_epoch(objective, x, y, n_out)
         plain_t.append(p)
@@ -421,11 +424,30 @@ def tables(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split("-")]
+    except ValueError:
+        sizes = []
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise PretrainError(f"a network is layer sizes joined by '-', e.g. 784-500-10; got {text!r}")
+    return sizes
+
+
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m experiments.benchmark", description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
     p.add_argument("--pairs", type=positive_int, default=5, help="timed pairs (plain, ours) per row; medians")
     p.add_argument("--n", type=positive_int, default=16384, help="rows of random data per epoch")
+    p.add_argument(
+        "--networks",
+        type=_sizes,
+        nargs="+",
+        default=list(NETWORKS),
+        metavar="SIZES",
+        help="finetune and workers: networks as 784-500-250-100-10 (default: that one and 784-500-500-2000-10)",
+    )
+    p.add_argument("--peak-seconds", type=positive_float, default=0.3, help="timing of each matmul peak measurement")
     p.add_argument("--eval-every", type=positive_int, default=161, help="finetune: steps between evaluations")
     p.add_argument("--val", type=positive_int, default=5000, help="finetune: validation rows")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (the workers section sets its own)")
@@ -437,19 +459,21 @@ def build_parser() -> ArgumentParser:
 
 def run(a) -> dict:
     torch.set_num_threads(a.threads)
-    r = {"clock": a.clock, "n": a.n, "machine": machine(), "peaks": peaks()}
+    r = {"clock": a.clock, "n": a.n, "machine": machine(), "peaks": peaks(a.peak_seconds)}
     if "finetune" in a.only:
         r["finetune"] = [
-            finetune_pairs(sizes, precision, a.pairs, a.eval_every, a.val, a.n)
-            for sizes in NETWORKS
+            finetune_pairs(sizes, precision, a.pairs, a.eval_every, a.val, a.n, a.peak_seconds)
+            for sizes in a.networks
             for precision in ("fp32", "bf16")
         ]
     if "pretrain" in a.only:
-        r["pretrain"] = [pretrain_pairs(o, *shape, a.pairs, a.n) for o in OBJECTIVES for shape in LAYER_SHAPES]
+        r["pretrain"] = [
+            pretrain_pairs(o, *shape, a.pairs, a.n, a.peak_seconds) for o in OBJECTIVES for shape in LAYER_SHAPES
+        ]
     if "peers" in a.only:
         r["peers"] = peer_rbms(a.n, min(a.pairs, 3))
     if "workers" in a.only:
-        r["workers"] = [row for s in NETWORKS for row in worker_layouts(s, 2 * a.eval_every, a.eval_every, a.val)]
+        r["workers"] = [row for s in a.networks for row in worker_layouts(s, 2 * a.eval_every, a.eval_every, a.val)]
     if "depth" in a.only:
         r["depth"] = depth_times(a.n)
     return r

@@ -8,10 +8,11 @@ from experiments import benchmark
 def test_a_small_run_writes_its_tables_json_and_the_cpu_flags(tmp_path):
     table = tmp_path / "bench.md"
     argv = ["--only", "finetune", "depth", "--pairs", "1", "--n", "512", "--eval-every", "4", "--val", "64"]
+    argv += ["--networks", "20-8-10", "--peak-seconds", "0.01"]
     assert benchmark.main([*argv, "--out", str(tmp_path), "--table", str(table)]) == 0
     text = table.read_text()
     assert "avx512_bf16" in text and "amx_bf16" in text and "GFLOP/s" in text
-    assert "| 784-500-250-100-10 | fp32 |" in text and "| 784-500-500-2000-10 | bf16 |" in text and "| 4 |" in text
+    assert "| 20-8-10 | fp32 |" in text and "| 20-8-10 | bf16 |" in text and "| 4 |" in text
     (folder,) = tmp_path.glob("benchmark-*")
     saved = json.loads((folder / "results.json").read_text())
     assert [r["depth"] for r in saved["depth"]] == [1, 2, 3, 4] and all(r["seconds"] > 0 for r in saved["depth"])
