@@ -879,7 +879,7 @@ def estimate(p: Protocol) -> dict:
         h = Harness(dataset, probe.folder, p.training, replace(p.pretraining, epochs=1), None)
         fixed = time.perf_counter() - t0
         epoch = {}
-        for objective, net, _ in dict.fromkeys((o, n, 0) for o, n, _ in p.stacks()):
+        for objective, net, _ in dict.fromkeys((o, n, 0) for o, n, _ in p.stacks() + supervised_stacks(p)):
             epoch[(objective, net)] = _timed(lambda o=objective, n=net: h.stack(o, network_named(n), 0))
         step_seconds = {}
         for net in p.networks:
@@ -912,7 +912,7 @@ def estimate(p: Protocol) -> dict:
     plan = planned_runs(p)
     finetuning = sum(n * seconds(net, labels, f) for (net, labels, f), n in plan["runs"].items())
     extension = sum(n * seconds(net, labels, f) for (net, labels, f), n in plan["extensions"].items())
-    pretraining = sum(epoch[(o, net)] * p.pretraining.epochs for o, net, _ in p.stacks())
+    pretraining = sum(epoch[(o, net)] * p.pretraining.epochs for o, net, _ in p.stacks() + supervised_stacks(p))
     return {
         "pretrain_epoch_seconds": {f"{o}/{n}": s for (o, n), s in epoch.items()},
         "run_seconds": {
@@ -921,13 +921,28 @@ def estimate(p: Protocol) -> dict:
         },
         "runs": sum(plan["runs"].values()),
         "extension_runs": sum(plan["extensions"].values()),
-        "stacks": len(p.stacks()),
+        "stacks": len(p.stacks() + supervised_stacks(p)),
         "pretraining_seconds": pretraining,
         "finetuning_seconds": finetuning,
         "extension_seconds": extension / p.workers,
         "fixed_seconds": fixed,
         "total_seconds": fixed + (pretraining + finetuning) / p.workers,
     }
+
+
+def supervised_stacks(p: Protocol) -> list[tuple[str, str, int]]:
+    """The supervised arm's stacks, one per (network, labels, seed): as ``(objective, network, seed)``, as
+    ``Protocol.stacks`` lists the others. Each costs about one unsupervised stack: it makes as many updates
+    on the run's labelled examples as those make on every training image."""
+    seeds = [*TUNING_SEEDS, *range(p.seeds)]
+    return [
+        ("supervised", net, s)
+        for net in p.networks
+        for arm in p.arms_for(net)
+        if arm == "supervised"
+        for _ in p.labels
+        for s in seeds
+    ]
 
 
 def run_steps(config) -> int:

@@ -24,7 +24,17 @@ import sys
 import time
 from dataclasses import asdict, replace
 
-from experiments.comparison import ARM_HEADER, Protocol, arm_row, make_protocol, notes, run_cells, summarize
+from experiments.comparison import (
+    ARM_HEADER,
+    Protocol,
+    arm_row,
+    estimate,
+    make_protocol,
+    notes,
+    print_estimate,
+    run_cells,
+    summarize,
+)
 from experiments.figures import error_vs_depth, train_vs_test
 from experiments.harness import BASELINES, STACK_ARMS, Harness
 from experiments.results import all_cells, machine
@@ -254,6 +264,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--cache", default="checkpoints", help="folder for pretrained stacks (reused across runs)")
     p.add_argument("--smoke", action="store_true", help="the tiny smoke protocol's budget (for tests)")
     p.add_argument("--report", action="store_true", help="only rebuild the tables and figures from the cells")
+    p.add_argument("--estimate", action="store_true", help="probe this machine, print the predicted wall time, stop")
     p.add_argument("--quiet", action="store_true", help="no progress bar or table")
     return p
 
@@ -280,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
             quiet=a.quiet,
         )
         started = time.perf_counter()
+        if a.estimate:
+            print_estimate(p, estimate(p))
+            return 0
         if a.report:
             harness = Harness(load_dataset(p.data, p.data_dir, p.val_size), p.folder, p.training, p.pretraining)
             summary = report(p, harness, a.width)

@@ -242,6 +242,9 @@ def test_planned_runs_count_the_budget_axis_and_the_second_tuning_seed():
     assert sum(plan["extensions"].values()) == (7 + 6) * per
     paper = planned_runs(comparison.make_protocol("paper"))
     assert paper["runs"] == {("hinton", None, 1.0): 5 * 7, ("hinton", None, 2.0): 2 * 7} and not paper["extensions"]
+    depth = planned_runs(depth_study.protocol([1, 2, 3, 4, 5]))  # 4 arms, 3 seeds: 7 runs per arm and budget
+    assert sum(depth["runs"].values()) == 5 * 2 * 4 * 7 + 3 * 2 * 7  # the 4B check: depths 1, 3, 5, two arms
+    assert len(comparison.supervised_stacks(depth_study.protocol([1, 2]))) == 2 * 2 * (2 + 3)  # nets, labels, seeds
 
 
 # -------------------------------------------------------------------------------- tiny data

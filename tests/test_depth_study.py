@@ -73,3 +73,12 @@ def test_best_pretrained_arm_against_the_better_baseline_is_paired_by_seed():
     assert (d["pretrained"], d["baseline"]) == ("supervised", "he-normal")
     assert d["differences"] == pytest.approx([-0.3, -0.3, -0.1]) and d["n"] == 3
     assert depth_study.best_against_baselines({"he-normal": arms["he-normal"]}, 3) is None
+
+
+def test_the_estimate_prints_a_prediction(tmp_path, capsys):
+    data = make_digits(tmp_path / "digits")
+    args = ["--smoke", "--depths", "1", "--width", "16", "--seeds", "1", "--data-dir", str(data), "--estimate"]
+    assert depth_study.main([*args, "--output", str(tmp_path / "res"), "--cache", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert "predicted wall time" in out and "supervised/sigmoid-16" in out
+    assert not (tmp_path / "res").exists()
