@@ -304,6 +304,7 @@ def _finetune(
     # plain fp32 Linear/activation chains get hand-written gradients; anything else goes through autograd
     plain = config.precision == "fp32" and freeze_steps == 0 and not distributed.is_distributed()
     chain = LinearChain.of(model) if plain else None
+    momenta: dict[int, torch.Tensor] = {}  # SGD's momentum buffers when the chain takes the step itself
     # a step gathers its rows into the same buffers (cheaper than advanced indexing, and cache-hot)
     xs, ys = None if x.is_sparse else x.new_empty(batch_size, x.shape[1]), y.new_empty(batch_size)
     ws, batch_w = (None, []) if w is None else (w.new_empty(batch_size), [])
@@ -339,15 +340,19 @@ def _finetune(
             n_b = yb.shape[0] if w is None else batch_w[k]
             if n_b == 0 and not distributed.is_distributed():
                 continue  # a batch of zero total weight makes no update (under DDP every rank must step)
-            if chain is not None:
-                loss, logits = chain.gradients(xb, yb, wb, n_b)
+            if chain is not None and config.optimizer == "sgd":
+                lr = config.lr * factor
+                loss, logits = chain.sgd_step(xb, yb, wb, n_b, lr, config.momentum, config.weight_decay, momenta)
             else:
-                with amp:
-                    logits = net(xb)
-                    loss = batch_loss(logits, yb, wb, max(n_b, 1e-12))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-            opt.step()
+                if chain is not None:
+                    loss, logits = chain.gradients(xb, yb, wb, n_b)
+                else:
+                    with amp:
+                        logits = net(xb)
+                        loss = batch_loss(logits, yb, wb, max(n_b, 1e-12))
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                opt.step()
             loss_sum += loss.detach() * n_b
             mistakes = logits.detach().argmax(1) != yb
             wrong += mistakes.sum() if wb is None else (mistakes * wb).sum()

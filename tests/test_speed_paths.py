@@ -52,6 +52,25 @@ def test_linear_chain_gradients_equal_autograd(acts, weighted):
         assert torch.allclose(got, ref, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("momentum, weight_decay", [(0.9, 0.0), (0.5, 0.01), (0.0, 0.001)])
+def test_linear_chain_sgd_step_is_torch_sgd(momentum, weight_decay):
+    g = torch.Generator().manual_seed(3)
+    fast, ref = net(nn.Sigmoid, nn.ReLU), net(nn.Sigmoid, nn.ReLU)
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=momentum, weight_decay=weight_decay)
+    chain, buffers = LinearChain.of(fast), {}
+    for step in range(5):
+        x, y = torch.rand(16, 16, generator=g), torch.randint(0, 3, (16,), generator=g)
+        lr = 0.1 / (1 + step)  # the schedule changes the rate every step
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss, _ = autograd_grads(ref, x, y)
+        opt.step()
+        fast_loss, _ = chain.sgd_step(x, y, None, None, lr, momentum, weight_decay, buffers)
+        assert torch.allclose(fast_loss, loss, atol=1e-6)
+    for a, b in zip(fast.parameters(), ref.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
 def test_linear_chain_refuses_models_it_cannot_differentiate_by_hand():
     assert LinearChain.of(nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.5), nn.Linear(3, 2))) is None
     assert LinearChain.of(nn.Sequential(nn.Linear(4, 3), nn.Sigmoid())) is None  # must end in a linear
@@ -144,10 +163,12 @@ def test_same_seed_gives_identical_weights_on_the_fast_path():
     assert all(torch.equal(a, b) for a, b in zip(*runs))
 
 
-def test_the_fast_path_trains_like_autograd():
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_fast_path_trains_like_autograd(optimizer):
     """A run through the hand-written gradients and one forced through autograd (a no-op hook) end close."""
     data = blobs()
-    cfg = FinetuneConfig(lr=0.3, epochs=4, batch_size=32, patience=None)
+    lr = 0.3 if optimizer == "sgd" else 0.01
+    cfg = FinetuneConfig(optimizer=optimizer, lr=lr, weight_decay=1e-3, epochs=4, batch_size=32, patience=None)
     fast, slow = net(nn.Sigmoid), net(nn.Sigmoid)
     slow.register_forward_hook(lambda *a: None)
     assert LinearChain.of(fast) is not None and LinearChain.of(slow) is None
