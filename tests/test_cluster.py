@@ -23,7 +23,9 @@ from experiments.results import all_cells
 from .conftest import make_digits
 
 TIMINGS = {"finetune_seconds", "pretrain_seconds"}  # wall times: the only fields two runs of a cell may differ in
+# a smaller study, for the tests of faults
 SMALL = ["--arms", "autoencoder", "xavier-uniform", "--labels", "all", "--lr-grid", "0.3", "--max-extensions", "1"]
+SMALL += ["--seeds", "1"]
 
 
 def _study(data: Path, out: Path, *extra: str) -> int:
@@ -72,6 +74,14 @@ def reference(digits, tmp_path_factory) -> Path:
     """The whole smoke study run locally, in this process."""
     out = tmp_path_factory.mktemp("local")
     assert _study(digits, out, "--workers", "1") == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference_small(digits, tmp_path_factory) -> Path:
+    """The ``SMALL`` study run locally, in this process."""
+    out = tmp_path_factory.mktemp("local-small")
+    assert _study(digits, out, *SMALL, "--workers", "1") == 0
     return out
 
 
@@ -149,7 +159,7 @@ def test_the_smoke_study_through_a_scheduler_gives_the_local_cells(
 
 @pytest.mark.cluster
 def test_a_lost_scheduler_mid_study_stops_with_one_line_and_a_rerun_resumes(
-    reference, local_cluster, digits, tmp_path, capfd
+    reference_small, local_cluster, digits, tmp_path, capfd
 ):
     import dask
     import distributed  # noqa: F401 (its config defaults, before dask.config.set overrides one)
@@ -183,7 +193,7 @@ def test_a_lost_scheduler_mid_study_stops_with_one_line_and_a_rerun_resumes(
         threading.Thread(target=stop_scheduler_after_some_cells, daemon=True).start()
         capfd.readouterr()
         with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
-            assert _study(digits, out, "--scheduler", address) == 2
+            assert _study(digits, out, *SMALL, "--scheduler", address) == 2
     finally:
         for process in (scheduler, worker):
             if process is not None:
@@ -193,10 +203,10 @@ def test_a_lost_scheduler_mid_study_stops_with_one_line_and_a_rerun_resumes(
     assert len(err) == 1 and err[0].startswith("experiments.comparison: error: lost the Dask scheduler at tcp://")
     before = _stamps(out)
     assert len(before) >= 3
-    assert _study(digits, out, "--scheduler", local_cluster.scheduler_address) == 0
+    assert _study(digits, out, *SMALL, "--scheduler", local_cluster.scheduler_address) == 0
     after = _stamps(out)
     assert {p: after[p] for p in before} == before  # finished cells kept, not retrained
-    assert _cells(out) == _cells(reference)
+    assert _cells(out) == _cells(reference_small)
 
 
 @pytest.mark.cluster
@@ -216,20 +226,20 @@ def _failing(protocol_json: str, tries: str):
 
 @pytest.mark.cluster
 def test_a_worker_killed_mid_study_loses_no_cell_and_writes_none_twice(
-    reference, local_cluster, digits, tmp_path, monkeypatch
+    reference_small, local_cluster, digits, tmp_path, monkeypatch
 ):
     marker, real = tmp_path / "killed", cluster.run_phases
 
     def one_task_kills_its_worker(protocol_json, phases, **kwargs):
         phases = [list(phase) for phase in phases]
-        fn, args = phases[-1][0]
-        phases[-1][0] = (_worker_killing_once, (str(marker), fn, *args))
+        fn, args = phases[1][0]  # the first task after the stacks
+        phases[1][0] = (_worker_killing_once, (str(marker), fn, *args))
         return real(protocol_json, phases, **kwargs)
 
     monkeypatch.setattr(comparison, "run_phases", one_task_kills_its_worker)
     written = _record_writes(monkeypatch)
     out = tmp_path / "dask"
-    assert _study(digits, out, "--scheduler", local_cluster.scheduler_address) == 0
+    assert _study(digits, out, *SMALL, "--scheduler", local_cluster.scheduler_address) == 0
     assert marker.exists()  # a worker did die, after its task had trained its cells
-    assert _cells(out) == _cells(reference)
+    assert _cells(out) == _cells(reference_small)
     assert len(written) == len(set(written))
