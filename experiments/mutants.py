@@ -226,7 +226,7 @@ MUTATIONS = [
         "pretrain/finetuning.py",
         "result.test_error_final, result.test_errors = error_rate(model, data.test)",
         "result.test_error_final, result.test_errors = error_rate(model, train)",
-        ("tests/test_finetune.py",),
+        ("tests/test_finetune.py::test_the_test_error_is_counted_on_the_test_split_with_the_restored_weights",),
         "the test error is measured on the training examples",
         "fine-tuning",
     ),

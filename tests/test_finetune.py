@@ -127,6 +127,19 @@ def test_steps_budget_eval_interval_and_test_looked_at_once_at_the_end():
     assert r.n_test == 60 and r.test_errors == round(r.test_error_final * 60)
 
 
+def test_the_test_error_is_counted_on_the_test_split_with_the_restored_weights():
+    """Shuffled test labels: a test error measured on any other split (or other weights) would differ."""
+    d = blobs_dataset()
+    y_test = d.test.y[torch.randperm(len(d.test), generator=torch.Generator().manual_seed(0))]
+    data = Dataset("shuffled-test", d.train, d.val, Split(d.test.x, y_test))
+    model = model_for()
+    r = finetune(model, data, FinetuneConfig(**CFG))
+    with torch.no_grad():
+        wrong = int((model(data.test.x).argmax(1) != y_test).sum())
+    assert r.n_test == len(data.test) and r.test_errors == wrong
+    assert r.test_error_final == wrong / len(data.test) and r.test_error_final > r.train_error_final + 0.2
+
+
 def test_patience_counts_only_once_the_training_set_is_fitted():
     cfg = FinetuneConfig(lr=1e-4, max_steps=40, eval_every=2, batch_size=32, patience=1, fit_error=0.0)
     r = finetune(model_for(), blobs_dataset(), cfg)  # too small a rate to fit: runs to the cap
