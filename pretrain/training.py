@@ -137,6 +137,8 @@ class LinearChain:
                 return None
         if model._forward_hooks or model._forward_pre_hooks or not all(p.requires_grad for p in model.parameters()):
             return None
+        if len({id(linear) for linear, _ in pairs}) < len(pairs):  # a layer used twice shares its gradient
+            return None
         return cls(pairs)
 
     def _forward(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, w_sum: float | None):

@@ -77,6 +77,8 @@ def test_linear_chain_refuses_models_it_cannot_differentiate_by_hand():
     frozen = net(nn.Sigmoid)
     frozen[0].weight.requires_grad_(False)
     assert LinearChain.of(frozen) is None
+    shared = nn.Linear(4, 4)
+    assert LinearChain.of(nn.Sequential(shared, nn.Sigmoid(), shared)) is None
     hooked = net(nn.Sigmoid)
     hooked[1].register_forward_hook(lambda *a: None)
     assert LinearChain.of(hooked) is None
