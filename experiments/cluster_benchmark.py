@@ -15,12 +15,14 @@ ratio is cluster / pool (at most 1.5 is the target). It also times what a pretra
 ship to a worker against recomputing it there: the smoke network's stack and the converged
 protocol's 784-500-250-100 stack (one pretraining epoch on ``--pretrain-examples`` random
 images, scaled linearly to 5 epochs on MNIST's 55,000). Writes ``--table`` (Markdown) and the same
-numbers as JSON beside it.
+numbers as JSON beside it, with the machine's load average before and after: on a busy machine
+the pool and the cluster compete with other jobs for the cores, and the figures say little.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import statistics
 import struct
 import sys
@@ -93,7 +95,7 @@ def measure(repeats: int, n_train: int, pretrain_examples: int) -> dict:
     from distributed import Client, LocalCluster
 
     torch.set_num_threads(1)
-    out: dict = {"repeats": repeats, "train": n_train, "machine": machine(), "runs": {}}
+    out: dict = {"repeats": repeats, "train": n_train, "machine": machine(), "load_average_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="cluster-benchmark-") as tmp:
         data = write_digits(Path(tmp) / "digits", n_train)
 
@@ -128,6 +130,7 @@ def measure(repeats: int, n_train: int, pretrain_examples: int) -> dict:
             with Client(cluster.scheduler_address, set_as_default=False) as client:
                 smoke_images = n_train - comparison.make_protocol("smoke").val_size
                 out["stacks"] = ship_or_recompute(client, pretrain_examples, smoke_images)
+    out["load_average_after"] = os.getloadavg()
     return out
 
 
@@ -160,7 +163,8 @@ def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [
         f"Smoke study on synthetic digits ({r['train']} training images), {r['repeats']} alternating runs, "
-        f"medians; {m['cpus']} CPUs, torch {m['torch']}.",
+        f"medians; {m['cpus']} CPUs, torch {m['torch']}; load average (1, 5, 15 min) "
+        f"{_load(r['load_average_before'])} before, {_load(r['load_average_after'])} after (all jobs on the machine).",
         "",
         "| how | seconds |",
         "|---|---:|",
@@ -179,6 +183,10 @@ def markdown(r: dict) -> str:
     for name, row in r["stacks"].items():
         lines.append(f"| {name} | {row['bytes']:,} | {row['ship_seconds']:.3f} | {row['pretrain_seconds']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def _load(values) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
 
 
 def build_parser() -> ArgumentParser:
