@@ -170,7 +170,10 @@ MUTATIONS = [
         "pretrain/layers/rbm.py",
         "            vis = -(v @ self.visible_bias)\n",
         "            vis = v @ self.visible_bias\n",
-        ("tests/test_rbm.py::test_exact_likelihood_is_normalised_and_pll_matches_brute_force",),
+        (
+            "tests/test_rbm.py::test_exact_likelihood_is_normalised_and_pll_matches_brute_force",
+            "tests/test_rbm.py::test_cd_gradient_is_the_autograd_gradient_of_the_free_energy_difference",
+        ),
         "the Bernoulli free energy's visible term has the wrong sign",
         "objectives",
     ),

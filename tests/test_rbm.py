@@ -175,6 +175,9 @@ def test_sgd_step_is_hintons_update_with_weight_cost_on_weights_only():
     cfg = GreedyConfig.from_flat({"layers": [5], **HINTON2006})
     p = GreedyPretrainer(cfg)
     layer = rbm(momentum=0.5, final_momentum=0.9, momentum_epochs=5)
+    with torch.no_grad():  # biases start at 0, where a weight cost on them would change nothing
+        layer.encoder.bias.uniform_(-1, 1, generator=torch.Generator().manual_seed(1))
+        layer.visible_bias.uniform_(-1, 1, generator=torch.Generator().manual_seed(2))
     opt = p._optimizer(layer)
     before = [t.detach().clone() for t in params(layer)]
     layer.on_epoch_start(0, opt)
