@@ -35,6 +35,7 @@ import logging
 import os
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -121,12 +122,16 @@ def _run_on_dask(
 def _dask_phase(client, address: str, protocol_json: str, phase: Sequence[Task], shared, bar, desc: str) -> list[Any]:
     from distributed import KilledWorker, as_completed
 
+    if not phase:
+        return []
     roots = _roots(protocol_json)
     lost = PretrainError(f"lost the Dask scheduler at {address}; finished tasks' files are on disk: rerun to resume")
     try:
         n = len(client.nthreads())
         bar.set_description_str(f"{desc} on {n} Dask worker{'s' * (n != 1)}")
-        bundle = client.submit(_bundle, _read_shared(shared, roots), pure=False)
+        with warnings.catch_warnings():  # a big bundle is sent once per phase, on purpose: its size is no news
+            warnings.filterwarnings("ignore", message="Sending large graph")
+            bundle = client.submit(_bundle, _read_shared(shared, roots), pure=False)
         futures = {
             client.submit(_remote, fn, protocol_json, args, bundle, pure=False, retries=0): i
             for i, (fn, args) in enumerate(phase)

@@ -93,6 +93,13 @@ def local_cluster():
         yield c
 
 
+def _listening_addresses() -> set[str]:
+    """The addresses this process listens on (TCP)."""
+    import psutil
+
+    return {c.laddr.ip for c in psutil.Process().net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+
+
 def _worker_killing_once(protocol_json: str, marker: str, fn, *args):
     """Run the task ``fn``, then, the first time only (``marker`` not yet there), kill this worker process."""
     value = fn(protocol_json, *args)
@@ -136,6 +143,20 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_2_and_a_rerun_resumes(dig
     assert {p: after[p] for p in before} == before and len(after) > len(before)  # resumed: only the rest trained
 
 
+def test_the_depth_study_takes_a_scheduler_too(digits, tmp_path, capfd):
+    import dask
+    import distributed  # noqa: F401 (its config defaults, before dask.config.set overrides one)
+
+    from experiments import depth_study
+
+    args = ["--smoke", "--depths", "1", "--width", "8", "--seeds", "1", "--labels", "all", "--quiet"]
+    args += ["--data-dir", str(digits), "--output", str(tmp_path), "--cache", str(tmp_path / "cache")]
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        assert depth_study.main([*args, "--scheduler", f"tcp://127.0.0.1:{_closed_port()}"]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("experiments.depth_study: error: cannot reach the Dask scheduler")
+
+
 # ----------------------------------------------------------------------- LocalCluster
 @pytest.mark.cluster
 def test_the_smoke_study_through_a_scheduler_gives_the_local_cells(
@@ -150,11 +171,9 @@ def test_the_smoke_study_through_a_scheduler_gives_the_local_cells(
     assert set(written) == set(_stamps(out))  # every cell and stack came back through the client
     with local_cluster.get_client() as client:  # the data set was loaded once per worker
         loads = client.run(lambda: __import__("experiments.comparison").comparison._harness.cache_info().misses)
-    assert sorted(loads.values()) == [1, 1]
-
-    stamps, n = _stamps(out), len(written)
-    assert _study(digits, out, "--scheduler", local_cluster.scheduler_address) == 0
-    assert len(written) == n and _stamps(out) == stamps  # resumed: nothing retrained
+        assert sorted(loads.values()) == [1, 1]
+        listening = client.run(_listening_addresses)
+    assert set().union(_listening_addresses(), *listening.values()) == {"127.0.0.1"}  # scheduler, nannies, workers
 
 
 @pytest.mark.cluster
