@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import torch
 
 from .checkpoint import check_writable, load_checkpoint, write_json
+from .classifier import start
 from .cli import ArgumentParser, positive_int, run_main
 from .data import NAMED, load_dataset
 from .diagnostics import Report, diagnose, health_warnings
 from .errors import PretrainError
-from .init import initialize
 from .mlp import ACTIVATIONS, build_mlp, model_from_checkpoint
 
 
@@ -85,7 +85,7 @@ def run(cfg: DoctorConfig) -> tuple[Report, list[str]]:
         if cfg.inputs is not None and cfg.inputs != x.shape[1]:
             raise PretrainError(f"--inputs {cfg.inputs} does not match the data's {x.shape[1]} features")
         model = build_mlp(x.shape[1], list(cfg.layers), cfg.classes, cfg.activation)
-        initialize(model, cfg.init, generator=torch.Generator().manual_seed(cfg.seed), data=x)
+        start(model, cfg.init, generator=torch.Generator().manual_seed(cfg.seed), data=x)
         sizes = [x.shape[1], *cfg.layers, *([cfg.classes] if cfg.classes else [])]
         source = f"init {cfg.init}, {cfg.activation}, {'-'.join(map(str, sizes))}"
     if x.shape[1] != model[0].in_features:

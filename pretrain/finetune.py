@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import distributed
 from .checkpoint import check_writable, save_atomic, write_json
+from .classifier import START_SCHEMES, make_classifier
 from .cli import (
     ArgumentParser,
     add_data_arguments,
@@ -20,7 +21,7 @@ from .cli import (
 from .data import apply_input_scaling, load_dataset
 from .errors import PretrainError
 from .finetuning import SCHEDULES, FinetuneConfig, FinetuneResult, finetune
-from .init import INIT_SCHEMES, make_classifier, parse_scheme
+from .init import parse_scheme
 from .mlp import ACTIVATIONS, CLASSIFIER_FORMAT
 from .training import OPTIMIZERS, PRECISIONS
 from .version import versions
@@ -46,7 +47,7 @@ class FinetuneRun:
     def output_path(self) -> Path:
         if self.output:
             return Path(self.output)
-        name, arg = parse_scheme(self.init)
+        name, arg = parse_scheme(self.init, START_SCHEMES)
         tag = Path(arg).stem if name == "pretrained" else self.init.replace(":", "")
         data = Path(self.data).stem if self.data.endswith((".npz", ".pt")) else self.data
         return Path("checkpoints") / f"classifier-{data}-{tag}-seed{self.finetune.seed}.pt"
@@ -71,7 +72,7 @@ def run(cfg: FinetuneRun) -> tuple[Path, FinetuneResult]:
 
 
 def _run(cfg: FinetuneRun) -> tuple[Path, FinetuneResult]:
-    name, _ = parse_scheme(cfg.init)
+    name, _ = parse_scheme(cfg.init, START_SCHEMES)
     out, metrics_path = cfg.output_path, cfg.metrics_path
     check_writable(out)
     check_writable(metrics_path)
@@ -162,7 +163,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument(
         "--init",
         default="torch-default",
-        help=f"weight init: {', '.join(INIT_SCHEMES)} (constant:K sets K; pretrained:PATH loads a stack)",
+        help=f"weight init: {', '.join(START_SCHEMES)} (constant:K sets K; pretrained:PATH loads a stack)",
     )
     p.add_argument(
         "--layers",
@@ -252,7 +253,7 @@ def parse_args(argv: list[str] | None = None) -> FinetuneRun:
         precision=a.precision,
     )
     val = val_size_arg(a.val_size)
-    parse_scheme(a.init)  # an unknown init fails before any data is loaded
+    parse_scheme(a.init, START_SCHEMES)  # an unknown init fails before any data is loaded
     return FinetuneRun(
         a.init, a.layers, a.activation, config, a.data, a.data_dir, val, a.output, a.metrics, a.device, a.quiet
     )

@@ -6,7 +6,7 @@ The test set is looked at once, at the very end, on those restored weights.
 
 Everything random here (the labelled subset, the validation subset and the mini-batch order)
 draws from generators seeded by ``config.seed`` alone. The model comes in already initialized
-(see ``pretrain.init.make_classifier``, which seeds the init, head included, with the same
+(see ``pretrain.classifier.make_classifier``, which seeds the init, head included, with the same
 seed), so two runs with the same config and the same init give identical metrics on the CPU.
 """
 

@@ -23,14 +23,13 @@ torch-default      what ``nn.Linear`` does itself: kaiming_uniform(a=√5), whic
 lsuv               orthogonal, then each layer in forward order is rescaled on a  0
                    data batch until the variance of its output (pre-activation)
                    is 1 ± ``tol`` (Mishkin & Matas 2016). Needs ``data``.
-greedy             hidden layers pretrained in place by ``GreedyPretrainer`` on   (learned)
-                   ``data``; sizes and activations read off the model; the head
-                   gets ``HEAD_INIT``. Needs ``data``.
 pretrained:PATH    hidden layers loaded from a stack checkpoint; the head gets    (loaded)
                    ``HEAD_INIT``.
 =================  =============================================================  ==========
 
 Schemes are deterministic under ``generator`` (``None`` means a generator seeded with 0).
+A start that trains (``greedy``: hidden layers pretrained in place) is not an initializer; it lives
+with ``make_classifier`` in ``pretrain.classifier``.
 """
 
 from __future__ import annotations
@@ -40,10 +39,8 @@ import math
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint
 from .errors import PretrainError
-from .greedy import GreedyConfig, GreedyPretrainer
-from .mlp import build_mlp, checkpoint_activations, checkpoint_layers, load_pretrained, mlp_layers
+from .mlp import load_pretrained, mlp_layers
 
 INIT_SCHEMES: tuple[str, ...] = (
     "zeros",
@@ -58,11 +55,10 @@ INIT_SCHEMES: tuple[str, ...] = (
     "orthogonal",
     "torch-default",
     "lsuv",
-    "greedy",
     "pretrained:PATH",
 )
 DEFAULT_CONSTANT = 0.01
-# Init of the classifier head on top of pretrained (``pretrained:PATH`` / ``greedy``) hidden layers.
+# Init of the classifier head on top of pretrained (``pretrained:PATH``, or pretrained in place) hidden layers.
 HEAD_INIT = "xavier-uniform"
 LSUV_TOL = 0.1  # |Var(output) - 1| at which a layer counts as unit-variance
 LSUV_MAX_ITER = 10
@@ -100,12 +96,12 @@ def _weight_init(name: str, constant: float):
     }.get(name)
 
 
-def parse_scheme(scheme: str) -> tuple[str, str | None]:
-    """``"constant:0.5" -> ("constant", "0.5")``; raise ``PretrainError`` for an unknown name."""
+def parse_scheme(scheme: str, schemes: tuple[str, ...] = INIT_SCHEMES) -> tuple[str, str | None]:
+    """``"constant:0.5" -> ("constant", "0.5")``; raise ``PretrainError`` for a name not in ``schemes``."""
     name, _, arg = scheme.partition(":")
-    known = [s.split(":")[0] for s in INIT_SCHEMES]
+    known = [s.split(":")[0] for s in schemes]
     if name not in known:
-        raise PretrainError(f"unknown init {scheme!r}; choose from {', '.join(INIT_SCHEMES)}")
+        raise PretrainError(f"unknown init {scheme!r}; choose from {', '.join(schemes)}")
     if name == "pretrained" and not arg:
         raise PretrainError("--init pretrained needs a checkpoint path: pretrained:PATH")
     if arg and name not in ("constant", "pretrained"):
@@ -120,18 +116,15 @@ def initialize(
     *,
     generator: torch.Generator | None = None,
     data: torch.Tensor | None = None,
-    greedy: dict | None = None,
 ) -> nn.Module:
     """Apply ``scheme`` in place to every ``nn.Linear`` of ``model``; return ``model``.
 
-    ``data``: ``(N, D)`` inputs, needed by ``lsuv`` and ``greedy``. ``greedy``: overrides of
-    ``GreedyConfig`` settings (``epochs``, ``lr``, ``objective``, ...) for the ``greedy`` scheme,
-    flat as ``GreedyConfig.from_flat`` takes them.
+    ``data``: ``(N, D)`` inputs, needed by ``lsuv``.
     """
     name, arg = parse_scheme(scheme)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     layers = _linears(model)
-    if name in ("lsuv", "greedy"):
+    if name == "lsuv":
         if data is None:
             raise PretrainError(f"init {name!r} is data-driven: give it a batch of inputs (N, D)")
         if data.ndim != 2 or data.shape[1] != layers[0].in_features:
@@ -141,9 +134,6 @@ def initialize(
     if name == "pretrained":
         load_pretrained(model, arg)
         init_head(model, g)
-        return model
-    if name == "greedy":
-        _greedy(model, data, g, greedy or {})
         return model
     if name == "torch-default":
         for layer in layers:
@@ -198,80 +188,3 @@ def _lsuv(model: nn.Module, layers: list[nn.Linear], data: torch.Tensor, g: torc
                 layer.weight.div_(math.sqrt(var))
         finally:
             hook.remove()
-
-
-def _greedy(model: nn.Module, data: torch.Tensor, g: torch.Generator, overrides: dict) -> None:
-    hidden, _ = mlp_layers(model)
-    if not hidden:
-        raise PretrainError("init 'greedy': the model has no hidden layer below its head")
-    acts = [layer.activation for layer in hidden]
-    if len(set(acts[:-1])) > 1:
-        raise PretrainError(f"init 'greedy': hidden activations {acts} differ below the top layer; not supported")
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-    cfg = GreedyConfig.from_flat(
-        {
-            "layers": [layer.linear.out_features for layer in hidden],
-            "activation": acts[0],
-            "top_activation": acts[-1],
-            "seed": seed,
-            **overrides,
-        }
-    )
-    with torch.enable_grad():
-        pretrainer = GreedyPretrainer(cfg, hidden[0].linear.weight.device).fit(data)
-    for layer, fitted in zip(hidden, pretrainer.layers_):
-        layer.linear.weight.copy_(fitted.encoder.weight)
-        if layer.linear.bias is not None:
-            layer.linear.bias.copy_(fitted.encoder.bias)
-    init_head(model, g)
-
-
-def make_classifier(
-    init: str,
-    *,
-    n_in: int,
-    n_classes: int,
-    hidden: list[int] | None = None,
-    activation: str | list[str] | None = None,
-    seed: int = 0,
-    data: torch.Tensor | None = None,
-    greedy: dict | None = None,
-) -> tuple[nn.Sequential, dict]:
-    """Build the MLP and initialize it with ``init`` under a generator seeded by ``seed``.
-
-    For ``pretrained:PATH`` the sizes and activations default to the checkpoint's, and a
-    ``hidden``/``activation``/``n_in`` that differ from it are refused. Returns ``(model, info)``
-    with ``info``: ``init``, ``sizes``, ``activations``, ``input_scaling`` (None unless pretrained)
-    and the checkpoint's metadata under ``pretrained``.
-    """
-    name, arg = parse_scheme(init)
-    generator = torch.Generator().manual_seed(seed)
-    info: dict = {"init": init, "input_scaling": None, "pretrained": None}
-    if name == "pretrained":
-        ckpt = load_checkpoint(arg)
-        meta = ckpt["metadata"] if isinstance(ckpt.get("metadata"), dict) else {}
-        layers = checkpoint_layers(ckpt)
-        sizes = meta.get("sizes") or [layers[0][0].shape[1], *(w.shape[0] for w, _ in layers)]
-        ck_hidden = list(sizes[1:])
-        ck_acts = checkpoint_activations(meta, len(ck_hidden))
-        if sizes[0] != n_in:
-            raise PretrainError(f"{arg} was pretrained on {sizes[0]} inputs, but the data has {n_in} features")
-        if hidden is not None and list(hidden) != ck_hidden:
-            raise PretrainError(f"{arg} holds layers {ck_hidden}, not the --layers {list(hidden)} asked for")
-        if activation is not None:
-            asked = [activation] * len(ck_hidden) if isinstance(activation, str) else list(activation)
-            if asked != ck_acts:
-                raise PretrainError(f"{arg} was pretrained with activations {ck_acts}, not {asked}")
-        hidden, activation = ck_hidden, ck_acts
-        model = build_mlp(n_in, hidden, n_classes, activation)
-        load_pretrained(model, ckpt)
-        init_head(model, generator)
-        info.update(input_scaling=dict(meta.get("input_scaling", {"divide_by": 1.0})), pretrained=meta)
-    else:
-        hidden = [500, 250, 100] if hidden is None else list(hidden)
-        activation = "sigmoid" if activation is None else activation
-        model = build_mlp(n_in, hidden, n_classes, activation)
-        initialize(model, init, generator=generator, data=data, greedy=greedy)
-    acts = [activation] * len(hidden) if isinstance(activation, str) else list(activation)
-    info.update(sizes=[n_in, *hidden], activations=acts)
-    return model, info

@@ -4,7 +4,7 @@ import torch
 
 from pretrain.data import Dataset, Split
 from pretrain.finetuning import FinetuneConfig, finetune
-from pretrain.init import make_classifier
+from pretrain.classifier import make_classifier
 
 from .conftest import make_blobs
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from pretrain.classifier import START_SCHEMES, start
 from pretrain.errors import PretrainError
 from pretrain.finetuning import FinetuneConfig, finetune
 from pretrain.init import DEFAULT_CONSTANT, INIT_SCHEMES, LSUV_TOL, initialize
@@ -39,7 +40,8 @@ def linear(scheme, seed=0, **kw):
 
 
 def test_every_scheme_is_listed():
-    assert set(VARIANCE) | {"zeros", "constant", "lsuv", "greedy", "pretrained:PATH"} == set(INIT_SCHEMES)
+    assert set(VARIANCE) | {"zeros", "constant", "lsuv", "pretrained:PATH"} == set(INIT_SCHEMES)
+    assert set(START_SCHEMES) == set(INIT_SCHEMES) | {"greedy"}
 
 
 @pytest.mark.parametrize("scheme", list(VARIANCE))
@@ -104,7 +106,7 @@ def test_unknown_or_malformed_scheme_is_refused(bad):
 @pytest.mark.parametrize("scheme", ["lsuv", "greedy"])
 def test_data_driven_schemes_need_data(scheme):
     with pytest.raises(PretrainError, match="data"):
-        initialize(build_mlp(16, [8], 3, "sigmoid"), scheme)
+        start(build_mlp(16, [8], 3, "sigmoid"), scheme)
 
 
 def test_lsuv_gives_unit_output_variance_on_the_batch():
@@ -126,7 +128,7 @@ def test_greedy_pretrains_hidden_layers_in_place_and_inits_the_head():
         for _ in range(2)
     ]
     for m in models:
-        initialize(m, "greedy", data=x, generator=torch.Generator().manual_seed(3), greedy={"epochs": 2})
+        start(m, "greedy", data=x, generator=torch.Generator().manual_seed(3), greedy={"epochs": 2})
     a, b = models
     for la, lb in zip(a, b):
         if isinstance(la, nn.Linear):
@@ -140,7 +142,7 @@ def test_greedy_pretrains_hidden_layers_in_place_and_inits_the_head():
 def test_greedy_refuses_mixed_hidden_activations():
     model = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 4), nn.Sigmoid())
     with pytest.raises(PretrainError, match="activations"):
-        initialize(model, "greedy", data=torch.rand(20, 16))
+        start(model, "greedy", data=torch.rand(20, 16))
 
 
 @pytest.mark.parametrize("scheme", ["zeros", "constant", "constant:0.5"])
@@ -155,9 +157,9 @@ def test_symmetric_starts_keep_hidden_units_identical(scheme):
     initialize(model, scheme)
     before = [model[k].weight.detach().clone() for k in (0, 2)]
     finetune(model, data, FinetuneConfig(lr=0.5, epochs=5, batch_size=16, patience=None))
-    for k, start in zip((0, 2), before):
+    for k, first in zip((0, 2), before):
         w = model[k].weight.detach()
-        assert not torch.equal(w, start)  # it trained...
+        assert not torch.equal(w, first)  # it trained...
         assert torch.allclose(w, w[:1].expand_as(w), rtol=0, atol=1e-6)  # ...yet every row is still the same
         assert torch.allclose(model[k].bias, model[k].bias[:1].expand_as(model[k].bias), rtol=0, atol=1e-6)
     # a random start breaks the symmetry under the same training

@@ -10,7 +10,7 @@ import torch
 from experiments.harness import TUNING_SEEDS, Budget, Training, Tuning, choice, neighbour_grid, tune_rates
 from pretrain.data import Dataset, Split
 from pretrain.finetuning import FinetuneConfig, finetune
-from pretrain.init import make_classifier
+from pretrain.classifier import make_classifier
 
 from .conftest import make_blobs
 
