@@ -135,6 +135,7 @@ class Training:
     freeze_epochs: int = 0
     val_cap: int = 5000  # N labels validate on min(N, val_cap) examples; all labels on the whole split
     budget: Budget = field(default_factory=Budget)
+    precision: str = "fp32"  # or bf16: autocast with fp32 weights
 
     def config(self, labels: int | None, n_all: int, lr: float, seed: int, budget: float = 1.0) -> FinetuneConfig:
         """The ``FinetuneConfig`` of one run with ``labels`` examples (None: all ``n_all``) at ``budget`` × B."""
@@ -152,6 +153,7 @@ class Training:
             labels=labels,
             val_labels=None if labels is None else min(labels, self.val_cap),
             seed=seed,
+            precision=self.precision,
             **steps,
         )
 
@@ -165,6 +167,7 @@ class Pretraining:
     batch_size: int = 128
     noise_level: float = 0.25
     rbm_preset: str = "hinton2006"
+    precision: str = "fp32"  # or bf16: autocast with fp32 weights
 
     def config(self, objective: str, network: Network, seed: int) -> GreedyConfig:
         settings = {"layers": list(network.hidden), "activation": network.activation, "seed": seed}
@@ -176,7 +179,7 @@ class Pretraining:
             settings.update(objective=objective, lr=self.lr, batch_size=self.batch_size)
             if objective == "denoising":
                 settings.update(noise_level=self.noise_level)
-        settings["epochs"] = self.epochs
+        settings.update(epochs=self.epochs, precision=self.precision)
         return GreedyConfig.from_flat(settings)
 
 
