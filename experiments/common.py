@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import datetime
@@ -23,6 +24,19 @@ def gemm_peak_gflops(n: int = 2048, seconds: float = 2.0, device: str = "cpu") -
             torch.cuda.synchronize()
         best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
     return best
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may run on: the studies' default number of worker processes.
+
+    The rule (docs/speed.md, "Workers and threads"): one single-threaded worker per core. Two
+    fine-tuning runs side by side as 2 processes × 1 thread measured faster than the same runs one
+    after the other in 1 process × 2 threads, whose small matrix products wait on both threads.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def results_dir(root: str | Path, name: str) -> Path:

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 
 from experiments.cluster import run_phases
+from experiments.common import usable_cpus
 from experiments.figures import error_vs_budget, error_vs_labels, validation_curves
 from experiments.harness import (
     ALL_ARMS,
@@ -63,6 +64,7 @@ from pretrain.cli import ArgumentParser, positive_float, positive_int, run_main
 from pretrain.data import load_dataset
 from pretrain.errors import PretrainError
 from pretrain.mlp import ACTIVATIONS
+from pretrain.training import PRECISIONS
 
 NETWORKS = {
     "sigmoid": Network("sigmoid", (500, 250, 100), "sigmoid"),  # the network the comparison reports first
@@ -125,7 +127,7 @@ class Protocol:
     val_size: int = 5000
     output: str = "experiments/results"
     cache: str | None = "checkpoints"
-    workers: int = 2
+    workers: int = field(default_factory=usable_cpus)  # one single-threaded worker per core (docs/speed.md)
     threads: int = 1
     scheduler: str | None = None  # a dask.distributed scheduler's address: run the tasks there, not in workers
     quiet: bool = False
@@ -240,6 +242,10 @@ def make_protocol(name: str = "converged", **overrides) -> Protocol:
         p.training = replace(p.training, batch_size=o.pop("batch_size"))
     if "pretrain_epochs" in o:
         p.pretraining = replace(p.pretraining, epochs=o.pop("pretrain_epochs"))
+    if "precision" in o:
+        precision = o.pop("precision")
+        p.training = replace(p.training, precision=precision)
+        p.pretraining = replace(p.pretraining, precision=precision)
     if o.pop("naive", False):
         p.arms = [*p.arms, *(a for a in NAIVE_ARMS if a not in p.arms)]
     if o.get("extend_budget") == 0:
@@ -1020,7 +1026,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--val-size", type=positive_int, default=None, help=f"validation split ({d.val_size})")
     p.add_argument("--output", default=None, help=f"root of the comparison-<protocol> folders ({d.output})")
     p.add_argument("--cache", default=None, help=f"folder of cached pretrained stacks ({d.cache})")
-    p.add_argument("--workers", type=positive_int, default=None, help=f"processes running cells ({d.workers})")
+    p.add_argument(
+        "--workers", type=positive_int, default=None, help=f"processes running cells (one per CPU core: {d.workers})"
+    )
     p.add_argument("--threads", type=positive_int, default=None, help=f"torch threads per process ({d.threads})")
     p.add_argument(
         "--scheduler",
@@ -1031,6 +1039,12 @@ def build_parser() -> ArgumentParser:
     )
     p.add_argument("--estimate", action="store_true", help="probe this machine, print the predicted wall time, stop")
     p.add_argument("--report", action="store_true", help="only rebuild the tables and figures from the cells")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help=f"fine-tuning and pretraining: fp32, or bf16 autocast with fp32 weights ({d.training.precision})",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
     return p
 

@@ -43,6 +43,7 @@ from pretrain.checkpoint import write_json, write_text
 from pretrain.cli import ArgumentParser, positive_int, run_main
 from pretrain.data import load_dataset
 from pretrain.errors import PretrainError
+from pretrain.training import PRECISIONS
 
 ARMS = ("supervised", "xavier-uniform", "he-normal")
 UNSUPERVISED = ("denoising", "rbm", "autoencoder")
@@ -251,7 +252,15 @@ def build_parser() -> ArgumentParser:
         default=None,
         help="labelled training examples per run: counts and/or 'all' (default: 1000 all)",
     )
-    p.add_argument("--workers", type=positive_int, default=2, help="processes running cells side by side")
+    p.add_argument(
+        "--workers", type=positive_int, default=None, help="processes running cells side by side (one per CPU core)"
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fine-tuning and pretraining: fp32, or bf16 autocast with fp32 weights",
+    )
     p.add_argument(
         "--scheduler",
         default=None,
@@ -284,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             seeds=a.seeds,
             labels=a.labels,
             workers=a.workers,
+            precision=a.precision,
             scheduler=a.scheduler,
             data_dir=a.data_dir,
             output=a.output,
