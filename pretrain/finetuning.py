@@ -231,6 +231,9 @@ def _check(model: nn.Module, dataset: Dataset) -> nn.Linear:
             raise PretrainError(f"{dataset.name}: the {name} split has no labels; fine-tuning needs y")
         if len(split) == 0:
             raise PretrainError(f"{dataset.name}: the {name} split is empty")
+    w = dataset.train.w
+    if w is not None and (w.shape != (len(dataset.train),) or not bool(torch.isfinite(w).all() and (w >= 0).all())):
+        raise PretrainError(f"{dataset.name}: example weights must be {len(dataset.train)} finite values >= 0")
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise PretrainError("the model has no nn.Linear layer")

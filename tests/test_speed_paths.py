@@ -117,6 +117,16 @@ def test_finetune_with_unit_weights_matches_no_weights_and_zero_weights_make_no_
     assert all(torch.equal(a, b) for a, b in zip(before, zero.parameters()))
 
 
+@pytest.mark.parametrize("w", [torch.full((180,), -1.0), torch.ones(179), torch.full((180,), float("nan"))])
+def test_bad_example_weights_are_refused(w):
+    from pretrain.errors import PretrainError
+
+    data = blobs()
+    bad = Dataset("w", Split(data.train.x, data.train.y, w), data.val, data.test)
+    with pytest.raises(PretrainError, match="example weights"):
+        finetune(net(nn.Sigmoid), bad, FinetuneConfig(epochs=1))
+
+
 def test_labelled_subsets_carry_the_weights_with_their_rows():
     from pretrain.finetuning import labelled_subsets
 
