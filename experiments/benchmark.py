@@ -311,15 +311,19 @@ def peer_rbms(n: int, repeats: int) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------- workers
-def worker_job(sizes: list[int], runs: int, threads: int, steps: int, eval_every: int, n_val: int) -> tuple:
-    """``runs`` fine-tuning runs one after the other with ``threads`` threads; ``(start, end)`` on the
-    system-wide monotonic clock (comparable across processes)."""
+def worker_job(
+    sizes: list[int], runs: int, threads: int, steps: int, eval_every: int, n_val: int, barrier=None
+) -> tuple:
+    """``runs`` fine-tuning runs one after the other with ``threads`` threads, started together with the
+    other workers at ``barrier``; ``(start, end)`` on the system-wide monotonic clock."""
     torch.set_num_threads(threads)
     x, y = random_data(4096, sizes[0])
     xv, yv = random_data(n_val, sizes[0], seed=1)
     data = Dataset("random", Split(x, y), Split(xv, yv), Split(xv[:10], yv[:10]))
     config = FinetuneConfig(lr=LR, schedule="cosine", max_steps=steps, eval_every=eval_every, patience=None)
     finetune(build_mlp(sizes[0], sizes[1:-1], sizes[-1], "sigmoid"), data, FinetuneConfig(max_steps=3))  # warm-up
+    if barrier is not None:
+        barrier.wait()
     t0 = time.monotonic()
     for _ in range(runs):
         finetune(build_mlp(sizes[0], sizes[1:-1], sizes[-1], "sigmoid"), data, config, score_test=False)
@@ -328,10 +332,10 @@ def worker_job(sizes: list[int], runs: int, threads: int, steps: int, eval_every
 
 def worker_layouts(sizes: list[int], steps: int, eval_every: int, n_val: int) -> list[dict]:
     """Two runs as 2 processes × 1 thread, then as 1 process × 2 threads (one run after the other)."""
-    rows = []
+    rows, context = [], get_context("spawn")
     for processes, threads in ((2, 1), (1, 2)):
-        with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
-            args = (sizes, 2 // processes, threads, steps, eval_every, n_val)
+        with context.Manager() as manager, ProcessPoolExecutor(processes, mp_context=context) as pool:
+            args = (sizes, 2 // processes, threads, steps, eval_every, n_val, manager.Barrier(processes))
             spans = [f.result() for f in [pool.submit(worker_job, *args) for _ in range(processes)]]
         wall = max(end for _, end in spans) - min(start for start, _ in spans)
         rows.append(

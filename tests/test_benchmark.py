@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from experiments import benchmark
 
@@ -95,3 +96,12 @@ def test_tables_cover_every_section():
 def test_flops_are_counted_per_example(objective):
     assert benchmark.layer_flops(objective, 784, 500) > 2 * 784 * 500
     assert benchmark.classifier_flops([784, 500, 10]) == 3 * 2 * (784 * 500 + 500 * 10) - 2 * 784 * 500
+
+
+def test_a_worker_job_times_its_runs_after_the_warm_up():
+    threads = torch.get_num_threads()
+    try:
+        start, end = benchmark.worker_job([20, 8, 10], runs=2, threads=1, steps=4, eval_every=2, n_val=16)
+    finally:
+        torch.set_num_threads(threads)
+    assert end > start
