@@ -8,10 +8,10 @@ import torch
 
 from pretrain import finetune as finetune_cli
 from pretrain import stack as stack_cli
+from pretrain.classifier import make_classifier
 from pretrain.data import Dataset, Split
 from pretrain.errors import DivergenceError, PretrainError
 from pretrain.finetuning import FinetuneConfig, error_rate, finetune, labelled_subsets, stratified_subset
-from pretrain.classifier import make_classifier
 from pretrain.mlp import load_classifier
 
 from .conftest import make_blobs

@@ -2,9 +2,9 @@
 
 import torch
 
+from pretrain.classifier import make_classifier
 from pretrain.data import Dataset, Split
 from pretrain.finetuning import FinetuneConfig, finetune
-from pretrain.classifier import make_classifier
 
 from .conftest import make_blobs
 

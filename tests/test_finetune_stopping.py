@@ -4,10 +4,10 @@ and whether the best weights come back (restore_best); FinetuneResult.patience_s
 import pytest
 import torch
 
+from pretrain.classifier import make_classifier
 from pretrain.data import Dataset, Split
 from pretrain.errors import PretrainError
 from pretrain.finetuning import FinetuneConfig, finetune
-from pretrain.classifier import make_classifier
 
 from .conftest import make_blobs
 

@@ -5,10 +5,10 @@ import torch
 from torch import nn
 
 from pretrain.checkpoint import save_atomic
+from pretrain.classifier import make_classifier
 from pretrain.data import Dataset, Split, apply_input_scaling, check_input_scaling
 from pretrain.errors import PretrainError
 from pretrain.greedy import GreedyConfig, GreedyPretrainer, stack_checkpoint
-from pretrain.classifier import make_classifier
 from pretrain.mlp import build_mlp, load_pretrained, mlp_layers
 
 from .conftest import make_blobs

@@ -8,9 +8,9 @@ import math
 import torch
 
 from experiments.harness import TUNING_SEEDS, Budget, Training, Tuning, choice, neighbour_grid, tune_rates
+from pretrain.classifier import make_classifier
 from pretrain.data import Dataset, Split
 from pretrain.finetuning import FinetuneConfig, finetune
-from pretrain.classifier import make_classifier
 
 from .conftest import make_blobs
 
