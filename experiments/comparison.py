@@ -102,7 +102,7 @@ class Protocol:
     The budget axis: all-label groups run at every factor of ``budgets`` (× the base budget B),
     groups with fewer labels at ``budgets_few``; past B only the networks in ``budget_networks``
     (None: all) and the arms ``budget_arms`` names (``all``, arm names, ``best-pretrained``,
-    ``best-baseline``: the pretrained arm / the baseline with the lowest mean test error at B).
+    ``best-baseline``: the pretrained arm / the baseline with the lowest mean validation error at B).
     An all-label group extends to ``extend_budget`` when its best arm at the largest budget still
     improved on the one before by more than its interval.
     """
@@ -361,21 +361,26 @@ class Group:
 
 
 def best_arm(entries: dict[str, dict], among) -> str | None:
-    """Of ``among``, the arm with the lowest mean test error over its trained seeds (None: none trained)."""
+    """Of ``among``, the arm with the lowest mean validation error over its trained seeds (None: none trained).
+
+    Validation, never test: which arms run on and whether a group extends are decisions of the protocol,
+    and the test set is looked at only for the final tables.
+    """
     done = [a for a in entries if a in among and entries[a]["n"]]
-    return min(done, key=lambda a: entries[a]["test_error_ci"]["mean"]) if done else None
+    return min(done, key=lambda a: entries[a]["val_error_best"]) if done else None
 
 
 def still_improving(before: dict[str, dict], last: dict[str, dict]) -> bool:
     """Whether the best arm at the last budget improved on the budget before by more than its interval:
-    its paired difference (last − before, over seeds trained at both) has an interval entirely below 0."""
+    its paired difference in validation error (last − before, over seeds trained at both) has an
+    interval entirely below 0."""
     best = best_arm(last, list(last))
     if best is None or best not in before:
         return False
-    seeds = sorted(set(last[best]["test_error_per_seed"]) | set(before[best]["test_error_per_seed"]), key=int)
+    seeds = sorted(set(last[best]["val_error_per_seed"]) | set(before[best]["val_error_per_seed"]), key=int)
     d = paired_difference(
-        [last[best]["test_error_per_seed"].get(s) for s in seeds],
-        [before[best]["test_error_per_seed"].get(s) for s in seeds],
+        [last[best]["val_error_per_seed"].get(s) for s in seeds],
+        [before[best]["val_error_per_seed"].get(s) for s in seeds],
     )
     return d["n"] >= 2 and d["ci_high"] < 0
 
@@ -608,6 +613,7 @@ def arm_entry(verdict: dict, reported: list[dict]) -> dict:
         "failures": {k: sum(w == k for w in why.values()) for k in ("not trained", "diverged", "not fitted")},
         "failed_seeds": sorted([s, w] for s, w in why.items() if w is not None),
         "test_error_per_seed": errors,
+        "val_error_per_seed": {str(c["key"]["seed"]): c["val_error_best"] for c in ok},
         "test_errors_per_seed": [c["test_errors"] for c in ok],
         "test_error_ci": confidence_interval(list(errors.values())),
         "test_error_median": median(list(errors.values())),

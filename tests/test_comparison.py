@@ -187,8 +187,9 @@ def test_a_finding_needs_the_same_sign_at_the_two_largest_budgets_and_an_interva
 def entry(*errors) -> dict:
     return {
         "n": len(errors),
-        "test_error_ci": {"mean": sum(errors) / len(errors)},
-        "test_error_per_seed": {str(s): e for s, e in enumerate(errors)},
+        "val_error_best": sum(errors) / len(errors),
+        "val_error_per_seed": {str(s): e for s, e in enumerate(errors)},
+        "test_error_per_seed": {str(s): 100.0 - e for s, e in enumerate(errors)},  # the test set decides nothing
     }
 
 

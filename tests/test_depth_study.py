@@ -59,7 +59,7 @@ def test_tiny_study_end_to_end_and_its_tables_come_from_the_cells_alone(tmp_path
 def test_best_pretrained_arm_against_the_better_baseline_is_paired_by_seed():
     def arm(*errors):
         mean = sum(errors) / len(errors)
-        return {"n": len(errors), "test_error_ci": {"mean": mean}, "test_error_per_seed": dict(enumerate(errors))}
+        return {"n": len(errors), "val_error_best": mean, "test_error_per_seed": dict(enumerate(errors))}
 
     arms = {
         "denoising": arm(2.0, 2.2, 2.4),
