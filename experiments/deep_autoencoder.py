@@ -42,6 +42,7 @@ from pretrain.deep_autoencoder import (
 from pretrain.figures import save_figure
 from pretrain.greedy import GreedyConfig, GreedyPretrainer
 from pretrain.layers import OBJECTIVES
+from pretrain.training import PRECISIONS
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -49,15 +50,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 PAPER = {"deep autoencoder": 3.00, "logistic PCA": 8.01, "PCA": 13.87}
 
 
-def pretrain_config(objective: str, layers: list[int], epochs: int, seed: int) -> GreedyConfig:
+def pretrain_config(objective: str, layers: list[int], epochs: int, seed: int, precision: str = "fp32") -> GreedyConfig:
     """Greedy config of one objective; ``rbm`` uses Hinton & Salakhutdinov's own recipe."""
+    common = {"layers": layers, "top_activation": "linear", "epochs": epochs, "seed": seed, "precision": precision}
     if objective == "rbm":
         from pretrain.layers.rbm import HINTON2006
 
-        return GreedyConfig.from_flat(
-            {"layers": layers, "top_activation": "linear", "epochs": epochs, "seed": seed, **HINTON2006}
-        )
-    return GreedyConfig(layers=layers, objective=objective, top_activation="linear", epochs=epochs, seed=seed)
+        return GreedyConfig.from_flat({**common, **HINTON2006})
+    return GreedyConfig(objective=objective, **common)
 
 
 def deep_run(data, objective: str | None, layers: list[int], args, finetune_epochs: int, progress: bool) -> dict:
@@ -71,14 +71,16 @@ def deep_run(data, objective: str | None, layers: list[int], args, finetune_epoc
         model = random_autoencoder([x.shape[1], *layers], acts, mirrored_activations(acts), gen)
         out["pretrain_seconds"] = 0.0
     else:
-        cfg = pretrain_config(objective, layers, args.pretrain_epochs, args.seed)
+        cfg = pretrain_config(objective, layers, args.pretrain_epochs, args.seed, args.precision)
         stack = GreedyPretrainer(cfg).fit(x, x_val, progress=progress)
         out["pretrain_seconds"] = time.perf_counter() - t0
         out["pretrain_epochs"] = args.pretrain_epochs
         out["pretrain_layer_seconds"] = [h.seconds for h in stack.history_]
         model = unroll(stack)
         out["test_error_before_finetuning"] = squared_error_per_image(x_test, model.reconstruct(x_test))
-    ft = DeepAutoencoderConfig(epochs=finetune_epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    ft = DeepAutoencoderConfig(
+        epochs=finetune_epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, precision=args.precision
+    )
     tuner = DeepAutoencoderTrainer(model, ft).fit(x, x_val, progress=progress, desc=f"fine-tune {out['objective']}")
     out["finetune_epochs"] = finetune_epochs
     out["finetune_seconds"] = tuner.history.seconds
@@ -196,6 +198,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=128, help="fine-tuning mini-batch size")
     p.add_argument("--lr", type=positive_float, default=1e-3, help="fine-tuning Adam learning rate")
     p.add_argument("--seed", type=int, default=0, help="seed of every run")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32, or bf16 autocast with fp32 weights")
     p.add_argument("--subset", type=positive_int, default=None, help="use only this many training images (smoke tests)")
     p.add_argument("--no-random", action="store_true", help="skip the random-start control")
     p.add_argument("--no-code2", action="store_true", help="skip the 2-D net and Fig. 3")
