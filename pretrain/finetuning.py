@@ -341,25 +341,26 @@ def _finetune(
             step += 1
             wb = None if w is None else torch.index_select(w, 0, idx, out=ws[: idx.shape[0]])
             n_b = yb.shape[0] if w is None else batch_w[k]
-            if n_b == 0 and not distributed.is_distributed():
-                continue  # a batch of zero total weight makes no update (under DDP every rank must step)
-            if chain is not None and config.optimizer == "sgd":
-                lr = config.lr * factor
-                loss, logits = chain.sgd_step(xb, yb, wb, n_b, lr, config.momentum, config.weight_decay, momenta)
-            else:
-                if chain is not None:
-                    loss, logits = chain.gradients(xb, yb, wb, n_b)
+            # a batch of zero total weight makes no update (under DDP every rank must step); the
+            # evaluation schedule goes on regardless
+            if n_b > 0 or distributed.is_distributed():
+                if chain is not None and config.optimizer == "sgd":
+                    lr = config.lr * factor
+                    loss, logits = chain.sgd_step(xb, yb, wb, n_b, lr, config.momentum, config.weight_decay, momenta)
                 else:
-                    with amp:
-                        logits = net(xb)
-                        loss = batch_loss(logits, yb, wb, max(n_b, 1e-12))
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                opt.step()
-            loss_sum += loss.detach() * n_b
-            mistakes = logits.detach().argmax(1) != yb
-            wrong += mistakes.sum() if wb is None else (mistakes * wb).sum()
-            seen += n_b
+                    if chain is not None:
+                        loss, logits = chain.gradients(xb, yb, wb, n_b)
+                    else:
+                        with amp:
+                            logits = net(xb)
+                            loss = batch_loss(logits, yb, wb, max(n_b, 1e-12))
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                    opt.step()
+                loss_sum += loss.detach() * n_b
+                mistakes = logits.detach().argmax(1) != yb
+                wrong += mistakes.sum() if wb is None else (mistakes * wb).sum()
+                seen += n_b
             if step % eval_every and step < cap:
                 continue
             # ------------------------------------------------------------- evaluation

@@ -113,8 +113,9 @@ def test_finetune_with_unit_weights_matches_no_weights_and_zero_weights_make_no_
         assert torch.allclose(a, b, atol=1e-6)
     before = [p.detach().clone() for p in zero.parameters()]
     zeros = Split(data.train.x, data.train.y, torch.zeros(len(data.train)))
-    finetune(zero, Dataset("w", zeros, data.val, data.test), cfg)
+    r = finetune(zero, Dataset("w", zeros, data.val, data.test), cfg)
     assert all(torch.equal(a, b) for a, b in zip(before, zero.parameters()))
+    assert r.steps == [6, 12, 18]  # the evaluation schedule goes on through batches of zero weight
 
 
 @pytest.mark.parametrize("w", [torch.full((180,), -1.0), torch.ones(179), torch.full((180,), float("nan"))])
