@@ -28,7 +28,7 @@ from .training import OPTIMIZERS, PRECISIONS, LinearChain, autocast, denormals_f
 
 SCHEDULES = ("constant", "cosine", "exponential")
 MONITORS = ("val_error", "train_loss")
-_EVAL_CHUNK = 8192
+_EVAL_CHUNK = 512  # rows per evaluation forward pass: small enough to stay in cache, faster than 8192 on a CPU
 
 
 @dataclass
@@ -193,7 +193,7 @@ def batch_loss(
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: Split) -> tuple[int, float]:
-    """``(misclassified count, summed cross-entropy)`` over ``split``, in chunks of 8192 rows (fp32 unless autocast)."""
+    """``(misclassified count, summed cross-entropy)`` over ``split`` (fp32 unless autocast)."""
     wrong = torch.zeros((), dtype=torch.long, device=split.x.device)
     loss = torch.zeros((), dtype=torch.float64, device=split.x.device)
     for x, y in zip(dense_chunks(split.x, _EVAL_CHUNK), split.y.split(_EVAL_CHUNK)):
