@@ -329,12 +329,16 @@ class RBMLayer(LayerObjective):
         else:
             torch.addmm(w.grad, ph.t(), v, beta=0, alpha=1.0 / n1, out=w.grad)
             w.grad.addmm_(ph0.t(), v0, alpha=-1.0 / n0)
-        torch.sub(ph.mean(0), ph0.mean(0), out=c.grad)
-        torch.sub(v.mean(0), v0.mean(0), out=b.grad)
+        if n0 == n1:  # one reduction of the difference instead of two (CD-k; a PCD chain may be longer)
+            torch.mean(ph - ph0, 0, out=c.grad)
+            torch.mean(v - v0, 0, out=b.grad)
+        else:
+            torch.sub(ph.mean(0), ph0.mean(0), out=c.grad)
+            torch.sub(v.mean(0), v0.mean(0), out=b.grad)
         diff = recon - v0
         if self.gaussian_visible:
-            diff = diff * self.input_std
-        return v, diff.square().sum(1).mean()
+            diff.mul_(self.input_std)
+        return v, diff.square_().sum() / n0
 
     @torch.no_grad()
     def gibbs(self, v: torch.Tensor, steps: int) -> torch.Tensor:
