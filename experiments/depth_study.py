@@ -25,13 +25,10 @@ import time
 from dataclasses import asdict, replace
 
 from experiments.comparison import (
-    ARM_HEADER,
     Protocol,
-    arm_row,
     best_arm,
     estimate,
     make_protocol,
-    notes,
     print_estimate,
     run_cells,
     summarize,
@@ -40,6 +37,7 @@ from experiments.figures import error_vs_depth, train_vs_test
 from experiments.harness import BASELINES, STACK_ARMS, Harness
 from experiments.results import all_cells, machine
 from experiments.stats import paired_difference
+from experiments.tables import ARM_HEADER, arm_row, notes
 from pretrain.checkpoint import write_json, write_text
 from pretrain.cli import ArgumentParser, positive_int, run_main
 from pretrain.data import load_dataset

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import comparison, depth_study
+from experiments import comparison, depth_study, tables
 from experiments.comparison import Group, budget_verdicts, planned_runs, still_improving
 from experiments.harness import TUNING_SEEDS, Harness
 from experiments.results import all_cells, write_cell
@@ -114,7 +114,7 @@ def test_summary_mean_interval_p_and_holm_against_hand_computed_values(tmp_path,
     assert s["family"]["comparisons"] == 4 and s["family"]["secondary"] == 1  # he-normal vs xavier-uniform
     he = got["he-normal"]["vs_xavier-uniform"]
     assert he["family"] == "secondary" and "p_holm" not in he and "vs_he-normal" not in got["xavier-uniform"]
-    table = comparison.markdown({"protocol": json.loads(comparison._to_json(p)), **s})
+    table = tables.markdown({"protocol": json.loads(comparison._to_json(p)), **s})
     assert "-1.67 [-3.10, -0.23] n=3 Holm p=0.15 |" in table and "p=1 (secondary)" not in table
     assert "n=3 Holm p=1 |" in table and "4 comparisons, Holm-corrected" in table
 
@@ -136,7 +136,7 @@ def test_failed_seeds_are_counted_and_left_out_of_means_and_paired_differences(t
     assert xa["test_error_ci"]["mean"] == pytest.approx((2 + 5 + 3) / 3)
     d = ae["vs_xavier-uniform"]  # only seeds 0 and 2 trained in both arms
     assert d["differences"] == [-1.0, -2.0] and d["n"] == 2 and d["mean"] == -1.5
-    table = comparison.markdown({"protocol": json.loads(comparison._to_json(p)), **s})
+    table = tables.markdown({"protocol": json.loads(comparison._to_json(p)), **s})
     assert "| 1/4 (diverged 1) |" in table and "| 2/4 (not trained 1, not fitted 1) |" in table
     assert "2.00 ± 1.00 [-0.48, 4.48] (n=3)" in table and "n=2 Holm p=" in table
 
