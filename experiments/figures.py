@@ -66,10 +66,7 @@ def error_vs_labels(network: dict, arms: list[str], n_all: int, path: Path) -> P
     ax.set_xlabel(f"labelled training examples (all = {n_all:,})")
     ax.set_ylabel("test error % (log scale)")
     ax.set_title(f"{network['title']}: test error, mean and 95% t interval over seeds", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, ncol=2)
-    return _save(fig, path)
+    return _finish(fig, ax, path)
 
 
 def validation_curves(cells: list[dict], arms: list[str], title: str, path: Path) -> Path:
@@ -90,10 +87,7 @@ def validation_curves(cells: list[dict], arms: list[str], title: str, path: Path
     ax.set_xlabel("optimizer step (log scale); dot: the restored best-validation step")
     ax.set_ylabel("validation error % (log scale)")
     ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, ncol=2)
-    return _save(fig, path)
+    return _finish(fig, ax, path)
 
 
 def error_vs_depth(by_depth: dict, arms: list[str], title: str, path: Path) -> Path:
@@ -185,6 +179,11 @@ def error_vs_budget(budgets: dict, arms: list[str], title: str, path: Path) -> P
     ax.set_xlabel("fine-tuning budget (B: the base budget; decay and cap scaled together)")
     ax.set_ylabel("test error %")
     ax.set_title(f"{title}: test error against budget, mean and 95% t interval over seeds", fontsize=10)
+    return _finish(fig, ax, path)
+
+
+def _finish(fig, ax, path: Path) -> Path:
+    """Grid, a legend when something is labelled, then save: the end of every line figure here."""
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, ncol=2)
