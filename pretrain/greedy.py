@@ -282,7 +282,7 @@ class GreedyPretrainer:
                 labels = None if y is None else torch.index_select(y, 0, idx, out=yb_buf[: idx.shape[0]])
                 with amp:
                     total.add_(layer.train_step(batch, optimizer, labels), alpha=batch.shape[0])
-                if i % 50 == 49:
+                if progress and i % 50 == 49:  # a host read only when someone is watching
                     bar.set_postfix(loss=f"{total.item() / ((i + 1) * batch_size):.4g}", refresh=False)
                 bar.update(1)
             history.seconds += time.perf_counter() - t0
