@@ -216,7 +216,7 @@ class RBMLayer(LayerObjective):
 
     def _sample(self, kind: str, mean: torch.Tensor) -> torch.Tensor:
         if kind == "bernoulli":
-            return (torch.rand(mean.shape, generator=self.generator, device=mean.device) < mean).to(mean.dtype)
+            return torch.rand(mean.shape, generator=self.generator, device=mean.device).lt_(mean).to(mean.dtype)
         return mean + torch.randn(mean.shape, generator=self.generator, device=mean.device)
 
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
@@ -335,10 +335,9 @@ class RBMLayer(LayerObjective):
         else:
             torch.sub(ph.mean(0), ph0.mean(0), out=c.grad)
             torch.sub(v.mean(0), v0.mean(0), out=b.grad)
-        diff = recon - v0
         if self.gaussian_visible:
-            diff.mul_(self.input_std)
-        return v, diff.square_().sum() / n0
+            return v, ((recon - v0) * self.input_std).square_().sum() / n0
+        return v, F.mse_loss(recon, v0, reduction="sum") / n0
 
     @torch.no_grad()
     def gibbs(self, v: torch.Tensor, steps: int) -> torch.Tensor:
