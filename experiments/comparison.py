@@ -695,11 +695,12 @@ def estimate(p: Protocol) -> dict:
 
     The probe pretrains one stack per (objective, network) for one epoch per layer, runs one
     real fine-tuning cell per (network, labels) (at most ``probe_steps`` steps of it) and
-    writes a report of its cells. A run is predicted to take ``decay + patience · eval_every``
-    steps of its budget (the cosine's end plus a patience), capped, at the probe's seconds per
-    step; ``planned_runs`` says how many runs of each budget; the work is shared by ``workers``
-    processes. An extension (e.g. 8B) is predicted separately: it runs only when a group's best
-    arm still improves. Cells already in the folder are not discounted.
+    writes a report of its cells. A run is predicted to take ``run_steps`` (the cosine's end plus
+    a patience, capped) times its regime's ``stopping_fractions`` share (1 where no run under
+    ``p.output`` has finished), at the probe's seconds per step; ``planned_runs`` says how many runs
+    of each budget; the work is shared by ``workers`` processes. An extension (e.g. 8B) is predicted
+    separately: it runs only when a group's best arm still improves. Cells already in the folder are
+    not discounted.
     """
     probe_steps = 2000
     torch.set_num_threads(p.threads)
@@ -737,11 +738,15 @@ def estimate(p: Protocol) -> dict:
         report(probe, h)
         fixed += time.perf_counter() - t1
 
-    def seconds(net: str, labels: int | None, f: float) -> float:
-        return step_seconds[(net, labels)] * run_steps(p.training.config(labels, len(dataset.train), 1.0, 0, f))
+    fractions = stopping_fractions(Path(p.output))
+
+    def seconds(net: str, labels: int | None, f: float, expected: bool = True) -> float:
+        share = fractions.get(regime(labels), (1.0, 0))[0] if expected else 1.0
+        return share * step_seconds[(net, labels)] * run_steps(p.training.config(labels, len(dataset.train), 1.0, 0, f))
 
     plan = planned_runs(p)
     finetuning = sum(n * seconds(net, labels, f) for (net, labels, f), n in plan["runs"].items())
+    longest = sum(n * seconds(net, labels, f, False) for (net, labels, f), n in plan["runs"].items())
     extension = sum(n * seconds(net, labels, f) for (net, labels, f), n in plan["extensions"].items())
     pretraining = sum(epoch[(o, net)] * p.pretraining.epochs for o, net, _ in p.stacks() + supervised_stacks(p))
     return {
@@ -758,6 +763,8 @@ def estimate(p: Protocol) -> dict:
         "extension_seconds": extension / p.workers,
         "fixed_seconds": fixed,
         "total_seconds": fixed + (pretraining + finetuning) / p.workers,
+        "upper_bound_seconds": fixed + (pretraining + longest) / p.workers,
+        "stopping_fractions": {k: {"fraction": f, "runs": n} for k, (f, n) in fractions.items()},
     }
 
 
@@ -777,8 +784,31 @@ def supervised_stacks(p: Protocol) -> list[tuple[str, str, int]]:
 
 
 def run_steps(config) -> int:
-    """The steps a run is predicted to take: the decay plus one patience of evaluations, at most the cap."""
+    """The most steps a run is expected to take: the decay plus one patience of evaluations, at most the cap."""
     return min(config.max_steps, config.decay_steps + config.patience * config.eval_every)
+
+
+def regime(labels: int | None) -> str:
+    """``all`` or ``few`` labels: runs on few labels stop much earlier in their budget."""
+    return "all" if labels is None else "few"
+
+
+def stopping_fractions(output: Path) -> dict[str, tuple[float, int]]:
+    """The mean share of ``run_steps`` that the finished runs under ``<output>/*/cells`` took, per ``regime``.
+
+    ``{regime: (fraction, runs)}``; a regime without finished runs is absent. Early stopping ends most
+    runs well before their decay does (in the converged rerun: runs with 100 or 1,000 labels at about 0.3,
+    all-label runs at 0.4 to 0.8 of it), so the estimate scales each run by these shares.
+    """
+    shares: dict[str, list[float]] = {}
+    for folder in sorted(output.glob("*/cells")):
+        for cell in all_cells(folder.parent):
+            config, steps = cell.get("key", {}).get("finetune"), cell.get("steps")
+            if not config or not steps:
+                continue
+            longest = min(config["max_steps"], config["decay_steps"] + config["patience"] * config["eval_every"])
+            shares.setdefault(regime(config["labels"]), []).append(min(1.0, steps[-1] / longest))
+    return {k: (sum(v) / len(v), len(v)) for k, v in sorted(shares.items())}
 
 
 def _timed(work, repeat_below: float = 1.0) -> float:
@@ -888,10 +918,13 @@ def print_estimate(p: Protocol, e: dict) -> None:
         print(f"  one pretraining epoch (all layers) {k}: {s:.1f} s x {p.pretraining.epochs}")
     for k, s in e["run_seconds"].items():
         print(f"  one fine-tuning run {k}: {s:.1f} s")
+    for k, v in e["stopping_fractions"].items():
+        print(f"  {k}-label runs stop on average at {v['fraction']:.2f} of their longest ({v['runs']} finished runs)")
     print(
         f"  predicted wall time: {e['total_seconds'] / 60:.1f} min with {p.workers} workers "
         f"(pretraining {e['pretraining_seconds'] / 60:.1f}, fine-tuning {e['finetuning_seconds'] / 60:.1f} "
-        f"process-minutes)"
+        f"process-minutes); at most {e['upper_bound_seconds'] / 60:.1f} min if every run went to the end of its "
+        f"decay plus one patience"
     )
     if e["extension_runs"]:
         print(

@@ -338,6 +338,34 @@ def test_estimate_prints_a_prediction_with_the_budget_axis(digits, tmp_path, cap
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
 
 
+def _finished(folder: Path, labels: int | None, steps: int, name: str) -> None:
+    config = {"max_steps": 1000, "decay_steps": 300, "patience": 2, "eval_every": 50, "labels": labels}
+    path = folder / "cells" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": {"finetune": config}, "steps": list(range(50, steps + 1, 50))}))
+
+
+def test_stopping_fractions_average_each_regime_over_every_study(tmp_path):
+    _finished(tmp_path / "comparison-a", None, 200, "x")  # 200 of its longest 400
+    _finished(tmp_path / "depth-b", None, 400, "y")  # ran to its longest
+    _finished(tmp_path / "comparison-a", 100, 100, "z")
+    assert comparison.stopping_fractions(tmp_path) == {"all": (0.75, 2), "few": (0.25, 1)}
+    assert comparison.stopping_fractions(tmp_path / "nothing") == {}
+
+
+def test_estimate_scales_runs_by_how_early_finished_runs_stopped(digits, tmp_path, capsys):
+    out = tmp_path / "res"
+    _finished(out / "comparison-earlier", None, 200, "x")
+    p = comparison.make_protocol(
+        "smoke", data_dir=str(digits), output=str(out), arms=["xavier-uniform"], labels=[None], seeds=2
+    )
+    e = comparison.estimate(p)
+    comparison.print_estimate(p, e)
+    assert "all-label runs stop on average at 0.50 of their longest (1 finished runs)" in capsys.readouterr().out
+    fixed_and_stacks = e["fixed_seconds"] + e["pretraining_seconds"] / p.workers
+    assert e["total_seconds"] - fixed_and_stacks == pytest.approx((e["upper_bound_seconds"] - fixed_and_stacks) / 2)
+
+
 def test_bad_input_is_one_line_and_writes_nothing(digits, tmp_path, capsys):
     base = ["--protocol", "smoke", "--data-dir", str(digits), "--output", str(tmp_path / "res")]
     assert comparison.main([*base, "--arms", "nonsense"]) == 2
