@@ -629,7 +629,12 @@ def at_budget(entry: dict, budget: str = "1") -> dict:
 
 
 def report(p: Protocol, harness: Harness, seconds: float | None = None) -> dict:
-    """Summarize the folder's cells; write ``summary.json``, ``table.md`` and the figures."""
+    """Summarize the folder's cells; write ``summary.json``, ``table.md`` and the figures.
+
+    ``seconds``: the wall time of the run; None (a rebuild from the cells) keeps the one already recorded.
+    """
+    if seconds is None and (previous := p.folder / "summary.json").is_file():
+        seconds = json.loads(previous.read_text()).get("seconds")
     cells = all_cells(p.folder)
     summary = {
         "protocol": asdict(p),
@@ -696,11 +701,11 @@ def estimate(p: Protocol) -> dict:
     The probe pretrains one stack per (objective, network) for one epoch per layer, runs one
     real fine-tuning cell per (network, labels) (at most ``probe_steps`` steps of it) and
     writes a report of its cells. A run is predicted to take ``run_steps`` (the cosine's end plus
-    a patience, capped) times its regime's ``stopping_fractions`` share (1 where no run under
-    ``p.output`` has finished), at the probe's seconds per step; ``planned_runs`` says how many runs
-    of each budget; the work is shared by ``workers`` processes. An extension (e.g. 8B) is predicted
-    separately: it runs only when a group's best arm still improves. Cells already in the folder are
-    not discounted.
+    a patience, capped) times the ``stopping_fractions`` share of its labels and budget (of its labels
+    alone where no run at that budget has finished, 1 where none has), at the probe's seconds per
+    step; ``planned_runs`` says how many runs of each budget; the work is shared by ``workers``
+    processes. An extension (e.g. 8B) is predicted separately: it runs only when a group's best arm
+    still improves. Cells already in the folder are not discounted.
     """
     probe_steps = 2000
     torch.set_num_threads(p.threads)
@@ -741,7 +746,7 @@ def estimate(p: Protocol) -> dict:
     fractions = stopping_fractions(Path(p.output))
 
     def seconds(net: str, labels: int | None, f: float, expected: bool = True) -> float:
-        share = fractions.get(regime(labels), (1.0, 0))[0] if expected else 1.0
+        share = fractions.get(regime(labels, f), fractions.get(regime(labels), (1.0, 0)))[0] if expected else 1.0
         return share * step_seconds[(net, labels)] * run_steps(p.training.config(labels, len(dataset.train), 1.0, 0, f))
 
     plan = planned_runs(p)
@@ -788,26 +793,33 @@ def run_steps(config) -> int:
     return min(config.max_steps, config.decay_steps + config.patience * config.eval_every)
 
 
-def regime(labels: int | None) -> str:
-    """``all`` or ``few`` labels: runs on few labels stop much earlier in their budget."""
-    return "all" if labels is None else "few"
+def regime(labels: int | None, budget: float | None = None) -> str:
+    """``all`` or ``few`` labels (runs on few labels stop much earlier in their budget), then the budget:
+    ``all/4B``."""
+    kind = "all" if labels is None else "few"
+    return kind if budget is None else f"{kind}/{budget:g}B"
 
 
 def stopping_fractions(output: Path) -> dict[str, tuple[float, int]]:
-    """The mean share of ``run_steps`` that the finished runs under ``<output>/*/cells`` took, per ``regime``.
+    """The mean share of ``run_steps`` that the finished runs under ``<output>/*/cells`` took.
 
-    ``{regime: (fraction, runs)}``; a regime without finished runs is absent. Early stopping ends most
-    runs well before their decay does (in the converged rerun: runs with 100 or 1,000 labels at about 0.3,
-    all-label runs at 0.4 to 0.8 of it), so the estimate scales each run by these shares.
+    ``{regime: (fraction, runs)}`` per ``regime(labels, budget)`` and per ``regime(labels)`` over every
+    budget; a regime without finished runs is absent. Early stopping ends most runs well before their
+    decay does, and the more so the longer the budget (in the converged rerun: runs with 100 or 1,000
+    labels at about 0.3 of it, all-label runs at 0.7 at B down to 0.5 at 4B), so the estimate scales each
+    run by these shares.
     """
     shares: dict[str, list[float]] = {}
     for folder in sorted(output.glob("*/cells")):
         for cell in all_cells(folder.parent):
-            config, steps = cell.get("key", {}).get("finetune"), cell.get("steps")
-            if not config or not steps:
+            key = cell.get("key", {})
+            config, steps, budget = key.get("finetune"), cell.get("steps"), key.get("budget")
+            if not config or not steps or budget is None:
                 continue
             longest = min(config["max_steps"], config["decay_steps"] + config["patience"] * config["eval_every"])
-            shares.setdefault(regime(config["labels"]), []).append(min(1.0, steps[-1] / longest))
+            share = min(1.0, steps[-1] / longest)
+            for name in (regime(config["labels"]), regime(config["labels"], budget)):
+                shares.setdefault(name, []).append(share)
     return {k: (sum(v) / len(v), len(v)) for k, v in sorted(shares.items())}
 
 
@@ -919,7 +931,7 @@ def print_estimate(p: Protocol, e: dict) -> None:
     for k, s in e["run_seconds"].items():
         print(f"  one fine-tuning run {k}: {s:.1f} s")
     for k, v in e["stopping_fractions"].items():
-        print(f"  {k}-label runs stop on average at {v['fraction']:.2f} of their longest ({v['runs']} finished runs)")
+        print(f"  {k} runs stop on average at {v['fraction']:.2f} of their longest ({v['runs']} finished runs)")
     print(
         f"  predicted wall time: {e['total_seconds'] / 60:.1f} min with {p.workers} workers "
         f"(pretraining {e['pretraining_seconds'] / 60:.1f}, fine-tuning {e['finetuning_seconds'] / 60:.1f} "

@@ -287,6 +287,11 @@ def test_smoke_protocol_end_to_end_tables_from_cells_alone(digits, tmp_path):
     ]
     trained = {str(c["key"]["seed"]): c["test_error"] for c in cells_he if c["trained"] and not c["diverged"]}
     assert e["test_error_per_seed"] == trained and e["n_run"] == len(cells_he) == 2
+    # --report rebuilds the same tables from the cells and keeps the run's wall time
+    assert summary["seconds"] > 0 and "Wall time of this invocation" in table
+    _smoke(digits, tmp_path / "res", "--arms", "autoencoder", "xavier-uniform", "he-normal", "--report")
+    assert json.loads((folder / "summary.json").read_text())["seconds"] == summary["seconds"]
+    assert (folder / "table.md").read_text() == table
 
 
 def test_shuffled_test_labels_change_no_choice(tmp_path):
@@ -338,18 +343,26 @@ def test_estimate_prints_a_prediction_with_the_budget_axis(digits, tmp_path, cap
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())
 
 
-def _finished(folder: Path, labels: int | None, steps: int, name: str) -> None:
+def _finished(folder: Path, labels: int | None, steps: int, name: str, budget: float | None = 1.0) -> None:
     config = {"max_steps": 1000, "decay_steps": 300, "patience": 2, "eval_every": 50, "labels": labels}
     path = folder / "cells" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"key": {"finetune": config}, "steps": list(range(50, steps + 1, 50))}))
+    key = {"finetune": config} if budget is None else {"finetune": config, "budget": budget}
+    path.write_text(json.dumps({"key": key, "steps": list(range(50, steps + 1, 50))}))
 
 
 def test_stopping_fractions_average_each_regime_over_every_study(tmp_path):
     _finished(tmp_path / "comparison-a", None, 200, "x")  # 200 of its longest 400
-    _finished(tmp_path / "depth-b", None, 400, "y")  # ran to its longest
+    _finished(tmp_path / "depth-b", None, 400, "y", budget=2.0)  # ran to its longest
     _finished(tmp_path / "comparison-a", 100, 100, "z")
-    assert comparison.stopping_fractions(tmp_path) == {"all": (0.75, 2), "few": (0.25, 1)}
+    _finished(tmp_path / "comparison-a", 100, 400, "old", budget=None)  # a cell without a budget: not used
+    assert comparison.stopping_fractions(tmp_path) == {
+        "all": (0.75, 2),
+        "all/1B": (0.5, 1),
+        "all/2B": (1.0, 1),
+        "few": (0.25, 1),
+        "few/1B": (0.25, 1),
+    }
     assert comparison.stopping_fractions(tmp_path / "nothing") == {}
 
 
@@ -361,7 +374,7 @@ def test_estimate_scales_runs_by_how_early_finished_runs_stopped(digits, tmp_pat
     )
     e = comparison.estimate(p)
     comparison.print_estimate(p, e)
-    assert "all-label runs stop on average at 0.50 of their longest (1 finished runs)" in capsys.readouterr().out
+    assert "all/1B runs stop on average at 0.50 of their longest (1 finished runs)" in capsys.readouterr().out
     fixed_and_stacks = e["fixed_seconds"] + e["pretraining_seconds"] / p.workers
     assert e["total_seconds"] - fixed_and_stacks == pytest.approx((e["upper_bound_seconds"] - fixed_and_stacks) / 2)
 
