@@ -63,6 +63,7 @@ from pretrain.checkpoint import check_writable, write_json, write_text
 from pretrain.cli import ArgumentParser, positive_float, positive_int, run_main
 from pretrain.data import load_dataset
 from pretrain.errors import PretrainError
+from pretrain.finetuning import FinetuneConfig
 from pretrain.mlp import ACTIVATIONS
 from pretrain.training import PRECISIONS
 
@@ -816,8 +817,7 @@ def stopping_fractions(output: Path) -> dict[str, tuple[float, int]]:
             config, steps, budget = key.get("finetune"), cell.get("steps"), key.get("budget")
             if not config or not steps or budget is None:
                 continue
-            longest = min(config["max_steps"], config["decay_steps"] + config["patience"] * config["eval_every"])
-            share = min(1.0, steps[-1] / longest)
+            share = min(1.0, steps[-1] / run_steps(FinetuneConfig(**config)))
             for name in (regime(config["labels"]), regime(config["labels"], budget)):
                 shares.setdefault(name, []).append(share)
     return {k: (sum(v) / len(v), len(v)) for k, v in sorted(shares.items())}
