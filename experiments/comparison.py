@@ -746,9 +746,13 @@ def estimate(p: Protocol) -> dict:
 
     fractions = stopping_fractions(Path(p.output))
 
+    def share(labels: int | None, f: float) -> float:
+        """The share of its longest length a run is expected to take (1 with nothing to go by)."""
+        return (fractions.get(regime(labels, f)) or fractions.get(regime(labels)) or (1.0, 0))[0]
+
     def seconds(net: str, labels: int | None, f: float, expected: bool = True) -> float:
-        share = fractions.get(regime(labels, f), fractions.get(regime(labels), (1.0, 0)))[0] if expected else 1.0
-        return share * step_seconds[(net, labels)] * run_steps(p.training.config(labels, len(dataset.train), 1.0, 0, f))
+        longest = step_seconds[(net, labels)] * run_steps(p.training.config(labels, len(dataset.train), 1.0, 0, f))
+        return longest * (share(labels, f) if expected else 1.0)
 
     plan = planned_runs(p)
     finetuning = sum(n * seconds(net, labels, f) for (net, labels, f), n in plan["runs"].items())
