@@ -204,12 +204,14 @@ def plain_autoencoder_epoch(x: torch.Tensor, n_out: int, batch: int) -> float:
 
 
 def plain_rbm_epoch(x: torch.Tensor, n_out: int, batch: int) -> float:
-    """Hinton's ``rbm.m`` CD-1 update written out in torch (momentum 0.5, weight cost 0.0002)."""
+    """Hinton's ``rbm.m`` CD-1 update written out in torch (momentum 0.5, weight cost 0.0002), with its
+    per-batch reconstruction error, which ``rbm.m`` sums for its progress line as the trainer does."""
     g = torch.Generator().manual_seed(0)
     w = 0.1 * torch.randn(x.shape[1], n_out, generator=g)
     hb, vb = torch.zeros(n_out), torch.zeros(x.shape[1])
     wi, hi, vi = torch.zeros_like(w), torch.zeros_like(hb), torch.zeros_like(vb)
     lr, wc, m = 0.1, 0.0002, 0.5
+    err = torch.zeros(())
     t0 = time.perf_counter()
     for lo in range(0, x.shape[0], batch):
         v = x[lo : lo + batch]
@@ -221,6 +223,7 @@ def plain_rbm_epoch(x: torch.Tensor, n_out: int, batch: int) -> float:
         hi = m * hi + lr * (ph - nh).mean(0)
         vi = m * vi + lr * (v - nv).mean(0)
         w, hb, vb = w + wi, hb + hi, vb + vi
+        err = err + ((v - nv) ** 2).sum()
     return time.perf_counter() - t0
 
 

@@ -24,11 +24,19 @@ from tqdm.auto import tqdm
 from . import distributed
 from .data import Dataset, Split, dense_chunks, dense_rows
 from .errors import DivergenceError, PretrainError, require
-from .training import OPTIMIZERS, PRECISIONS, LinearChain, autocast, denormals_flushed, make_optimizer
+from .training import (
+    OPTIMIZERS,
+    PRECISIONS,
+    LinearChain,
+    autocast,
+    denormals_flushed,
+    make_optimizer,
+    optimizer_step,
+)
 
 SCHEDULES = ("constant", "cosine", "exponential")
 MONITORS = ("val_error", "train_loss")
-_EVAL_CHUNK = 512  # rows per evaluation forward pass: small enough to stay in cache, faster than 8192 on a CPU
+_EVAL_CHUNK = 1024  # rows per evaluation forward pass: small enough to stay in cache, faster than 512 or 8192 on a CPU
 
 
 @dataclass
@@ -196,8 +204,10 @@ def evaluate(model: nn.Module, split: Split) -> tuple[int, float]:
     """``(misclassified count, summed cross-entropy)`` over ``split`` (fp32 unless autocast)."""
     wrong = torch.zeros((), dtype=torch.long, device=split.x.device)
     loss = torch.zeros((), dtype=torch.float64, device=split.x.device)
+    chain = None if torch.is_autocast_enabled(split.x.device.type) else LinearChain.of(model)
+    forward = model if chain is None else chain.logits  # the chain: oneDNN's fused kernels on a CPU
     for x, y in zip(dense_chunks(split.x, _EVAL_CHUNK), split.y.split(_EVAL_CHUNK)):
-        logits = model(x)
+        logits = forward(x)
         wrong += (logits.argmax(1) != y).sum()
         loss += F.cross_entropy(logits, y, reduction="sum").double()
     return int(wrong), float(loss)
@@ -356,7 +366,7 @@ def _finetune(
                             loss = batch_loss(logits, yb, wb, max(n_b, 1e-12))
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
-                    opt.step()
+                    optimizer_step(opt)
                 loss_sum += loss.detach() * n_b
                 mistakes = logits.detach().argmax(1) != yb
                 wrong += mistakes.sum() if wb is None else (mistakes * wb).sum()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.optim import optimizer as optim_base
 
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("fp32", "bf16")
@@ -32,6 +33,53 @@ def make_optimizer(
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
     raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.step()``. A fused ``torch.optim.SGD`` without hooks gets the same kernel on the same
+    state (bit for bit) without torch.optim's per-call Python: about 80 µs a step, a sixth of a CD-1
+    step on a 250→100 layer. Anything else takes ``optimizer.step()``."""
+    if not _direct_sgd(optimizer):
+        optimizer.step()
+        return
+    for group in optimizer.param_groups:
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            continue
+        momentum, state = group["momentum"], optimizer.state
+        buffers = [state[p].get("momentum_buffer") for p in params] if momentum else []
+        first = bool(momentum) and any(b is None for b in buffers)
+        if first:
+            buffers = [torch.empty_like(p) for p in params]
+            for p, b in zip(params, buffers):
+                state[p]["momentum_buffer"] = b
+        torch._fused_sgd_(
+            params,
+            [p.grad for p in params],
+            buffers,
+            weight_decay=group["weight_decay"],
+            momentum=momentum,
+            lr=group["lr"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
+            is_first_step=first,
+            grad_scale=None,
+            found_inf=None,
+        )
+
+
+def _direct_sgd(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether :func:`optimizer_step` may call the fused SGD kernel itself: nothing that `step()` adds is in use."""
+    return (
+        type(optimizer) is torch.optim.SGD
+        and hasattr(torch, "_fused_sgd_")
+        and not (optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks)
+        and not (optim_base._global_optimizer_pre_hooks or optim_base._global_optimizer_post_hooks)
+        and getattr(optimizer, "grad_scale", None) is None
+        and all(g["fused"] and not g["differentiable"] for g in optimizer.param_groups)
+        and all(p.grad is None or not p.grad.is_sparse for g in optimizer.param_groups for p in g["params"])
+    )
 
 
 @contextmanager
@@ -105,6 +153,32 @@ _BACKWARD = {
     nn.ReLU: lambda g, h: torch.ops.aten.threshold_backward(g, h, 0),
 }
 
+_ATTRIBUTE = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu", None: "none"}
+
+
+def _onednn_linear():
+    """oneDNN's linear with a fused activation (the kernel torch.compile picks on a CPU), or None."""
+    try:
+        return torch.ops.mkldnn._linear_pointwise if torch.backends.mkldnn.is_available() else None
+    except (AttributeError, RuntimeError):
+        return None
+
+
+_ONEDNN_LINEAR = _onednn_linear()
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: type | None) -> torch.Tensor:
+    """``act(x @ weightᵀ + bias)``, a new tensor; ``act``: ``nn.Sigmoid``, ``nn.Tanh``, ``nn.ReLU`` or None.
+
+    fp32 on a CPU goes to oneDNN with the activation fused: 12-18% faster than MKL's ``addmm`` on the
+    500→2000 layer at batch 128 here and 2.5× on a 2000→10 head, though no faster on 784→500 or
+    250→100. Elsewhere ``addmm`` and the activation in place.
+    """
+    if _ONEDNN_LINEAR is not None and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32:
+        return _ONEDNN_LINEAR(x, weight, bias, _ATTRIBUTE[act], [None], "")
+    z = torch.mm(x, weight.t()) if bias is None else torch.addmm(bias, x, weight.t())
+    return z if act is None else _IN_PLACE[act](z)
+
 
 class LinearChain:
     """Cross-entropy gradients of a chain ``Linear, act, Linear, act, ..., Linear`` written by hand.
@@ -144,14 +218,8 @@ class LinearChain:
     def _forward(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, w_sum: float | None):
         """Every layer's output, the batch loss and its gradient with respect to the logits."""
         hs = [x]
-        for linear, act in self.pairs:
-            h = hs[-1]
-            z = (
-                torch.mm(h, linear.weight.t())
-                if linear.bias is None
-                else torch.addmm(linear.bias, h, linear.weight.t())
-            )
-            hs.append(z if act is None else _IN_PLACE[act](z))
+        for layer, act in self.pairs:
+            hs.append(linear(hs[-1], layer.weight, layer.bias, act))
         log_p = torch.log_softmax(hs[-1], 1)
         picked = log_p.gather(1, y[:, None]).squeeze(1)
         g = log_p.exp_()  # d loss / d logits = (softmax - onehot) · weight
@@ -168,9 +236,16 @@ class LinearChain:
         """The loss gradient with respect to layer ``j``'s pre-activation input (None for the first layer)."""
         if not j:
             return None
-        g = torch.mm(g, self.pairs[j][0].weight)
+        g = linear(g, self.pairs[j][0].weight.t(), None, None)
         act = self.pairs[j - 1][1]
         return g if act is None else _BACKWARD[act](g, hs[j])
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The chain's output ``(N, classes)`` for inputs ``x`` ``(N, features)``: the model's forward pass."""
+        for layer, act in self.pairs:
+            x = linear(x, layer.weight, layer.bias, act)
+        return x
 
     @torch.no_grad()
     def gradients(
@@ -182,10 +257,10 @@ class LinearChain:
         """
         hs, loss, g = self._forward(x, y, w, w_sum)
         for j in range(len(self.pairs) - 1, -1, -1):
-            linear = self.pairs[j][0]
-            linear.weight.grad = torch.mm(g.t(), hs[j])
-            if linear.bias is not None:
-                linear.bias.grad = g.sum(0)
+            layer = self.pairs[j][0]
+            layer.weight.grad = torch.mm(g.t(), hs[j])
+            if layer.bias is not None:
+                layer.bias.grad = g.sum(0)
             g = self._input_grad(j, g, hs)
         return loss, hs[-1]
 
@@ -208,9 +283,9 @@ class LinearChain:
         SGD step on the networks of the comparison."""
         hs, loss, g = self._forward(x, y, w, w_sum)
         for j in range(len(self.pairs) - 1, -1, -1):
-            linear = self.pairs[j][0]
+            layer = self.pairs[j][0]
             g_in = self._input_grad(j, g, hs)  # before this layer's weights change
-            for p, is_weight in ((linear.weight, True), (linear.bias, False)):
+            for p, is_weight in ((layer.weight, True), (layer.bias, False)):
                 if p is None:
                     continue
                 buf = buffers.get(id(p))

@@ -6,10 +6,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from pretrain.data import Dataset, Split
-from pretrain.finetuning import FinetuneConfig, batch_loss, finetune
+from pretrain.finetuning import FinetuneConfig, batch_loss, evaluate, finetune
 from pretrain.greedy import GreedyConfig, GreedyPretrainer
 from pretrain.layers import AutoencoderLayer
-from pretrain.training import LinearChain
+from pretrain.training import LinearChain, linear, optimizer_step
 
 from .conftest import make_blobs
 
@@ -69,6 +69,69 @@ def test_linear_chain_sgd_step_is_torch_sgd(momentum, weight_decay):
         assert torch.allclose(fast_loss, loss, atol=1e-6)
     for a, b in zip(fast.parameters(), ref.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("act", [nn.Sigmoid, nn.Tanh, nn.ReLU, None])
+def test_linear_is_addmm_and_the_activation(act):
+    g = torch.Generator().manual_seed(4)
+    x, w, b = torch.randn(33, 20, generator=g), torch.randn(7, 20, generator=g), torch.randn(7, generator=g)
+    want = F.linear(x, w, b) if act is None else act()(F.linear(x, w, b))
+    assert torch.allclose(linear(x, w, b, act), want, atol=1e-5)
+    assert torch.allclose(linear(x, w, None, act), F.linear(x, w) if act is None else act()(F.linear(x, w)), atol=1e-5)
+    gy = torch.randn(33, 7, generator=g)  # a transposed weight, as the chain's input gradients pass it
+    assert torch.allclose(linear(gy, w.t(), None, None), gy @ w, atol=1e-5)
+
+
+def test_chain_logits_and_evaluate_are_the_models():
+    data, model = blobs(), net(nn.Sigmoid, nn.Tanh)
+    chain = LinearChain.of(model)
+    with torch.no_grad():
+        assert torch.allclose(chain.logits(data.val.x), model(data.val.x), atol=1e-6)
+    wrong, loss = evaluate(model, data.val)
+    with torch.no_grad():
+        logits = model(data.val.x)
+    assert wrong == int((logits.argmax(1) != data.val.y).sum())
+    assert loss == pytest.approx(float(F.cross_entropy(logits, data.val.y, reduction="sum")), rel=1e-5)
+
+
+def sgd_pair(**kwargs):
+    a, b = net(nn.Sigmoid, nn.ReLU), net(nn.Sigmoid, nn.ReLU)
+    groups = lambda m: [  # noqa: E731
+        {"params": [m[0].weight, m[2].weight], "weight_decay": 0.01},
+        {"params": [m[0].bias, m[2].bias, m[4].weight, m[4].bias]},
+    ]
+    return (a, torch.optim.SGD(groups(a), fused=True, **kwargs)), (b, torch.optim.SGD(groups(b), fused=True, **kwargs))
+
+
+@pytest.mark.parametrize("momentum, nesterov", [(0.9, False), (0.5, True), (0.0, False)])
+def test_optimizer_step_is_fused_sgd_bit_for_bit(momentum, nesterov):
+    (fast, fast_opt), (ref, ref_opt) = sgd_pair(lr=0.1, momentum=momentum, nesterov=nesterov)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(4):
+        x, y = torch.rand(20, 16, generator=g), torch.randint(0, 3, (20,), generator=g)
+        for model, opt, take in ((fast, fast_opt, optimizer_step), (ref, ref_opt, lambda o: o.step())):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            take(opt)
+    for p, q in zip(fast.parameters(), ref.parameters()):
+        assert torch.equal(p, q)
+    fast_state, ref_state = fast_opt.state_dict(), ref_opt.state_dict()
+    assert fast_state["param_groups"] == ref_state["param_groups"]
+    for k, v in ref_state["state"].items():
+        assert torch.equal(fast_state["state"][k]["momentum_buffer"], v["momentum_buffer"])
+
+
+def test_optimizer_step_keeps_the_optimizers_hooks_and_other_optimizers():
+    (model, opt), _ = sgd_pair(lr=0.1, momentum=0.9)
+    calls = []
+    opt.register_step_pre_hook(lambda *args: calls.append("hook"))
+    F.cross_entropy(model(torch.rand(4, 16)), torch.tensor([0, 1, 2, 0])).backward()
+    optimizer_step(opt)
+    assert calls == ["hook"]
+    adam = torch.optim.Adam(model.parameters(), lr=0.1)
+    before = [p.clone() for p in model.parameters()]
+    optimizer_step(adam)
+    assert adam.state and all(not torch.equal(p, q) for p, q in zip(model.parameters(), before))
 
 
 def test_linear_chain_refuses_models_it_cannot_differentiate_by_hand():

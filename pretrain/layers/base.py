@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..mlp import activation_module
+from ..training import optimizer_step
 
 
 class LayerObjective(nn.Module):
@@ -64,7 +65,7 @@ class LayerObjective(nn.Module):
         optimizer.zero_grad(set_to_none=True)
         loss = self.training_loss(x, y)
         loss.backward()
-        optimizer.step()
+        optimizer_step(optimizer)
         return loss.detach()
 
     def decoder_state(self) -> dict[str, torch.Tensor]:

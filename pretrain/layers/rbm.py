@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PretrainError, require
+from ..training import optimizer_step
 from .base import LayerObjective, Objective
 
 VISIBLE = ("auto", "bernoulli", "gaussian")
@@ -287,7 +288,7 @@ class RBMLayer(LayerObjective):
     ) -> torch.Tensor:
         """One CD-k/PCD update on raw batch ``x`` ``(B, D)``; returns its reconstruction error."""
         _, err = self.contrastive_divergence(x)
-        optimizer.step()
+        optimizer_step(optimizer)
         return err
 
     # ------------------------------------------------------------ training
