@@ -170,9 +170,9 @@ _ONEDNN_LINEAR = _onednn_linear()
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: type | None) -> torch.Tensor:
     """``act(x @ weightᵀ + bias)``, a new tensor; ``act``: ``nn.Sigmoid``, ``nn.Tanh``, ``nn.ReLU`` or None.
 
-    fp32 on a CPU goes to oneDNN with the activation fused: 12-18% faster than MKL's ``addmm`` on the
-    500→2000 layer at batch 128 here and 2.5× on a 2000→10 head, though no faster on 784→500 or
-    250→100. Elsewhere ``addmm`` and the activation in place.
+    fp32 on a CPU goes to oneDNN with the activation fused: faster than MKL's ``addmm`` on a 500→2000
+    layer and much faster on a 2000→10 head at batch 128, not on 784→500 or 250→100 (docs/speed.md).
+    Anything else: ``addmm`` and the activation in place.
     """
     if _ONEDNN_LINEAR is not None and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32:
         return _ONEDNN_LINEAR(x, weight, bias, _ATTRIBUTE[act], [None], "")
