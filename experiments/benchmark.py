@@ -1,6 +1,6 @@
 """``python -m experiments.benchmark``: every training loop against a plain PyTorch loop of the same update.
 
-    python -m experiments.benchmark [--only machine finetune pretrain peers workers depth] [--pairs 5]
+    python -m experiments.benchmark [--only machine finetune pretrain peers workers depth kernels] [--pairs 5]
 
 Every figure is a ratio measured in the same run, so it compares across machines; the machine's CPU
 flags and its fp32 and bf16 matmul peaks (2048², timed between the pairs) are recorded with it.
@@ -21,6 +21,10 @@ flags and its fp32 and bf16 matmul peaks (2048², timed between the pairs) are r
 - ``workers``: two fine-tuning runs as 2 processes × 1 thread against 1 process × 2 threads, for both
   networks: the studies' ``--workers``/``--threads`` rule.
 - ``depth``: greedy pretraining time of 1–4 equal layers (it should grow linearly).
+- ``kernels`` (run it alone, with its own ``--table``): the products of the hand-written fine-tuning
+  chain at batch 128, per layer shape of both networks: ``pretrain.training.linear`` (oneDNN with the
+  activation fused, on a CPU) against MKL's ``addmm`` and a separate activation pass, for the
+  forward pass and for the input gradient.
 
 Flops counted: 2 per multiply-add of the matrix products only (element-wise work only lowers the
 share of peak). A classifier step is 3× its forward flops less the input gradient it does not need;
@@ -46,6 +50,7 @@ from unittest import mock
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from experiments.common import gemm_peak_gflops, results_dir
 from pretrain.checkpoint import atomic_write, check_writable, write_json
@@ -56,10 +61,10 @@ from pretrain.finetuning import FinetuneConfig, evaluate, finetune
 from pretrain.greedy import GreedyConfig, GreedyPretrainer
 from pretrain.layers.rbm import HINTON2006
 from pretrain.mlp import build_mlp
-from pretrain.training import cpu_flags
+from pretrain.training import cpu_flags, linear
 from pretrain.version import versions
 
-SECTIONS = ("machine", "finetune", "pretrain", "peers", "workers", "depth")
+SECTIONS = ("machine", "finetune", "pretrain", "peers", "workers", "depth", "kernels")
 NETWORKS = ([784, 500, 250, 100, 10], [784, 500, 500, 2000, 10])
 LAYER_SHAPES = ((784, 500), (500, 250), (250, 100), (500, 2000))
 OBJECTIVES = {
@@ -365,6 +370,41 @@ def depth_times(n: int, width: int = 256) -> list[dict]:
     return rows
 
 
+# ---------------------------------------------------------------------------------- kernels
+# the chain's two kinds of product, as (MKL addmm and a separate activation, pretrain.training.linear)
+KERNELS = {
+    "forward, sigmoid": (
+        lambda x, w, b: torch.addmm(b, x, w.t()).sigmoid_(),
+        lambda x, w, b: linear(x, w, b, nn.Sigmoid),
+    ),
+    "input gradient": (lambda dz, w, b: torch.mm(dz, w), lambda dz, w, b: linear(dz, w.t(), None, None)),
+}
+
+
+def kernel_rows(pairs: int, calls: int = 50) -> list[dict]:
+    """Milliseconds per call of the chain's products at batch 128, ``addmm`` against ``linear``; median of pairs."""
+    shapes = sorted({(a, b) for sizes in NETWORKS for a, b in zip(sizes, sizes[1:])}, reverse=True)
+    rows = []
+    for n_in, n_out in shapes:
+        g = torch.Generator().manual_seed(0)
+        w, b = 0.05 * torch.randn(n_out, n_in, generator=g), torch.zeros(n_out)
+        inputs = {
+            "forward, sigmoid": torch.rand(BATCH, n_in, generator=g),
+            "input gradient": torch.randn(BATCH, n_out, generator=g),
+        }
+        for what, fns in KERNELS.items():
+            times: list[list[float]] = [[], []]
+            for _ in range(pairs + 1):  # the first pair warms up
+                for k, fn in enumerate(fns):
+                    t0 = time.perf_counter()
+                    for _ in range(calls):
+                        fn(inputs[what], w, b)
+                    times[k].append((time.perf_counter() - t0) / calls)
+            addmm_ms, linear_ms = (1e3 * statistics.median(t[1:]) for t in times)
+            rows.append({"layer": f"{n_in}→{n_out}", "product": what, "addmm_ms": addmm_ms, "linear_ms": linear_ms})
+    return rows
+
+
 # ----------------------------------------------------------------------------------- report
 def _na(value, fmt: str) -> str:
     return "n/a" if value is None else format(value, fmt)
@@ -428,6 +468,15 @@ def tables(r: dict) -> str:
         base = r["depth"][0]["seconds"]
         lines += ["", "| depth (256-wide layers) | seconds | × depth 1 |", "|---:|---:|---:|"]
         lines += [f"| {x['depth']} | {x['seconds']:.2f} | {x['seconds'] / base:.2f}× |" for x in r["depth"]]
+    if "kernels" in r:
+        lines += ["", f"The fine-tuning chain's products, batch {BATCH}, ms per call:", ""]
+        lines += ["| layer | product | MKL `addmm` (+ activation) | `linear` | `linear` vs `addmm` |"]
+        lines += ["|---|---|---:|---:|---:|"]
+        lines += [
+            f"| {x['layer']} | {x['product']} | {x['addmm_ms']:.3f} | {x['linear_ms']:.3f} "
+            f"| {x['addmm_ms'] / x['linear_ms']:.2f}× |"
+            for x in r["kernels"]
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -443,7 +492,13 @@ def _sizes(text: str) -> list[int]:
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m experiments.benchmark", description=__doc__.splitlines()[0])
-    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        default=[x for x in SECTIONS if x != "kernels"],
+        help="sections to run (kernels only when named: its table goes to experiments/results/kernels.md)",
+    )
     p.add_argument("--pairs", type=positive_int, default=5, help="timed pairs (plain, ours) per row; medians")
     p.add_argument("--n", type=positive_int, default=16384, help="rows of random data per epoch")
     p.add_argument(
@@ -483,6 +538,8 @@ def run(a) -> dict:
         r["workers"] = [row for s in a.networks for row in worker_layouts(s, 2 * a.eval_every, a.eval_every, a.val)]
     if "depth" in a.only:
         r["depth"] = depth_times(a.n)
+    if "kernels" in a.only:
+        r["kernels"] = kernel_rows(a.pairs)
     return r
 
 

@@ -78,6 +78,7 @@ def test_tables_cover_every_section():
             {"network": "784-500-250-100-10", "layout": "1×2", "steps_per_s": 250.0, "vs_other": 0.83},
         ],
         "depth": [{"depth": 1, "seconds": 1.0}, {"depth": 2, "seconds": 2.1}],
+        "kernels": [{"layer": "500→2000", "product": "input gradient", "addmm_ms": 3.0, "linear_ms": 2.5}],
     }
     text = benchmark.tables(rows)
     for expected in (
@@ -88,6 +89,7 @@ def test_tables_cover_every_section():
         "| 784-500-250-100-10 | 2×1 | 300.0 | 1.20× |",
         "| 2 | 2.10 | 2.10× |",
         "5,000 rows every 161 steps",
+        "| 500→2000 | input gradient | 3.000 | 2.500 | 1.20× |",
     ):
         assert expected in text
 
@@ -105,3 +107,11 @@ def test_a_worker_job_times_its_runs_after_the_warm_up():
     finally:
         torch.set_num_threads(threads)
     assert end > start
+
+
+def test_kernels_time_both_products_of_every_layer_shape_and_only_when_named():
+    rows = benchmark.kernel_rows(pairs=1, calls=1)
+    shapes = {f"{a}→{b}" for sizes in benchmark.NETWORKS for a, b in zip(sizes, sizes[1:])}
+    assert {r["layer"] for r in rows} == shapes and len(rows) == 2 * len(shapes)
+    assert all(r["addmm_ms"] > 0 and r["linear_ms"] > 0 for r in rows)
+    assert "kernels" not in benchmark.build_parser().parse_args([]).only
