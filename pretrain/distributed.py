@@ -141,8 +141,9 @@ def all_reduce_mean_grads(params: Iterable[torch.Tensor]) -> None:
 def average_grads_on_step(optimizer: torch.optim.Optimizer) -> None:
     """Average the gradients of ``optimizer``'s parameters across ranks before each of its steps.
 
-    Works for any objective whose ``train_step`` fills ``.grad`` and then calls ``optimizer.step()``
-    (an autoencoder's backward pass, an RBM's CD statistics). No-op without a process group.
+    Works for any objective whose ``train_step`` fills ``.grad`` and then steps the optimizer (an
+    autoencoder's backward pass, an RBM's CD statistics): the hook this registers makes
+    ``training.optimizer_step`` take ``optimizer.step()``, which runs it. No-op without a process group.
     """
     if not is_distributed():
         return
